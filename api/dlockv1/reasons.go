@@ -1,0 +1,40 @@
+package dlockv1
+
+// ErrorDomain is the google.rpc.ErrorInfo domain of every dlock error.
+const ErrorDomain = "dlock"
+
+// Reasons carried in the google.rpc.ErrorInfo detail of a dlock error. The
+// server maps each outcome to one gRPC code and one reason; clients branch on
+// the reason, never on the message text.
+const (
+	// ReasonInvalid (InvalidArgument): the request is malformed: an empty
+	// name or owner, a TTL <= 0, a negative wait. Nothing was changed.
+	ReasonInvalid = "INVALID"
+	// ReasonLocked (FailedPrecondition): the lock is held by another owner
+	// and the request asked not to wait.
+	ReasonLocked = "LOCKED"
+	// ReasonWaitTimeout (DeadlineExceeded): the wait ended before the lock
+	// was granted; the waiter has left the queue.
+	ReasonWaitTimeout = "WAIT_TIMEOUT"
+	// ReasonNotHeld (FailedPrecondition): the lock is free, unknown, or its
+	// lease has passed.
+	ReasonNotHeld = "NOT_HELD"
+	// ReasonHeldByOther (FailedPrecondition): the lock is held by another owner.
+	ReasonHeldByOther = "HELD_BY_OTHER"
+	// ReasonTokenMismatch (FailedPrecondition): the token names an earlier hold.
+	ReasonTokenMismatch = "TOKEN_MISMATCH"
+	// ReasonNotFound (NotFound): no such lock or key.
+	ReasonNotFound = "NOT_FOUND"
+	// ReasonLimit (ResourceExhausted): a size or count limit refused the
+	// request. Nothing was changed.
+	ReasonLimit = "LIMIT"
+	// ReasonStaleRequest (FailedPrecondition): the request's sequence number
+	// is older than the cluster remembers; it was not applied again.
+	ReasonStaleRequest = "STALE_REQUEST"
+	// ReasonNoLeader (Unavailable): the cluster has no leader the node can
+	// reach; the request may be retried. A write that failed this way may
+	// still have been committed: retry it with the same header.
+	ReasonNoLeader = "NO_LEADER"
+	// ReasonShuttingDown (Unavailable): the node is stopping; retry elsewhere.
+	ReasonShuttingDown = "SHUTTING_DOWN"
+)

@@ -1,0 +1,177 @@
+package config
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Member is one node of the cluster as this node's configuration sees it.
+type Member struct {
+	// ID is the node's Raft server ID.
+	ID uint32
+	// PeerAddress is where the node's Raft plane is dialled.
+	PeerAddress string
+	// ClientAddress is where the node serves client gRPC requests.
+	ClientAddress string
+}
+
+// Members returns this node and every peer, sorted by ID. This node's PeerAddress is
+// network.advertise_address if set, else network.self_address; its ClientAddress is
+// network.self_cli_address. Call it on a validated Config: on an invalid one, peers beyond the
+// shortest of the three peer lists are left out.
+func (c *Config) Members() []Member {
+	self := Member{
+		ID:            c.ID.SelfID,
+		PeerAddress:   c.Network.SelfAddress,
+		ClientAddress: c.Network.SelfCliAddress,
+	}
+	if c.Network.AdvertiseAddress != "" {
+		self.PeerAddress = c.Network.AdvertiseAddress
+	}
+	n := min(len(c.ID.PeerIDs), len(c.Network.PeerAddresses), len(c.Network.PeerCliAddresses))
+	ms := make([]Member, 0, n+1)
+	ms = append(ms, self)
+	for i := range n {
+		ms = append(ms, Member{
+			ID:            c.ID.PeerIDs[i],
+			PeerAddress:   c.Network.PeerAddresses[i],
+			ClientAddress: c.Network.PeerCliAddresses[i],
+		})
+	}
+	slices.SortFunc(ms, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
+	return ms
+}
+
+// RaftTiming is the subset of hashicorp/raft's Config (and its TCP transport) that the configuration
+// decides. Field names match hashicorp/raft's, except TransportTimeout (the transport's I/O timeout) and
+// ApplyTimeout (the timeout passed to Raft.Apply).
+type RaftTiming struct {
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	TransportTimeout   time.Duration
+	ApplyTimeout       time.Duration
+	SnapshotInterval   time.Duration
+	MaxAppendEntries   int
+	SnapshotThreshold  uint64
+	TrailingLogs       uint64
+}
+
+const (
+	// commitTimeout is how long a leader with nothing to send waits before telling followers the new
+	// commit index; 50ms is hashicorp/raft's default and keeps follower reads fresh without extra load.
+	commitTimeout = 50 * time.Millisecond
+	// transportTimeoutMin floors append_entries_timeout: see Parameters.AppendEntriesTimeout.
+	transportTimeoutMin = time.Second
+)
+
+// RaftTiming maps the parameters onto hashicorp/raft settings; a validated Config gives values that pass
+// raft.ValidateConfig. The mapping, and why, is on each Parameters field; in short:
+//
+//	HeartbeatTimeout   = max(10*heart_beat_interval, min_wait_time_candidate)  (raft heartbeats every T/10)
+//	ElectionTimeout    = HeartbeatTimeout                                      (raft randomizes in [T, 2T])
+//	LeaderLeaseTimeout = HeartbeatTimeout/2                                    (must not exceed HeartbeatTimeout)
+//	TransportTimeout   = max(append_entries_timeout, 1s)
+//	ApplyTimeout       = state_change_timeout
+//	MaxAppendEntries   = max_log_units_recover
+//	CommitTimeout      = 50ms
+func (c *Config) RaftTiming() RaftTiming {
+	p := &c.Parameters
+	hb := max(10*p.HeartbeatInterval.Duration(), p.MinWaitTimeCandidate.Duration())
+	return RaftTiming{
+		HeartbeatTimeout:   hb,
+		ElectionTimeout:    hb,
+		LeaderLeaseTimeout: hb / 2,
+		CommitTimeout:      commitTimeout,
+		TransportTimeout:   max(p.AppendEntriesTimeout.Duration(), transportTimeoutMin),
+		ApplyTimeout:       p.StateChangeTimeout.Duration(),
+		SnapshotInterval:   p.SnapshotInterval.Duration(),
+		MaxAppendEntries:   p.MaxLogUnitsRecover,
+		SnapshotThreshold:  p.SnapshotThreshold,
+		TrailingLogs:       p.TrailingLogs,
+	}
+}
+
+// defaultDataDir is the data directory when neither data_dir nor entry_storage_path names one.
+const defaultDataDir = "dlock-data"
+
+// DataDir returns the directory for snapshots and other node data: storage.data_dir if set, else the
+// directory of storage.entry_storage_path, else "dlock-data".
+func (c *Config) DataDir() string {
+	switch {
+	case c.Storage.DataDir != "":
+		return c.Storage.DataDir
+	case c.Storage.EntryStoragePath != "":
+		return filepath.Dir(c.Storage.EntryStoragePath)
+	}
+	return defaultDataDir
+}
+
+// LogStorePath returns the file holding the Raft log and stable store (a bolt file, fsync'd on every
+// append): storage.entry_storage_path if set, the seed's "persistent entry storage", else
+// DataDir()/raft.db.
+func (c *Config) LogStorePath() string {
+	if c.Storage.EntryStoragePath != "" {
+		return c.Storage.EntryStoragePath
+	}
+	return filepath.Join(c.DataDir(), "raft.db")
+}
+
+// logFileName is the file written inside a storage.log_path that names a directory.
+const logFileName = "dlock.log"
+
+// LogFile returns the file the node's log goes to, or "" for standard error: storage.log_path as is, or
+// log_path/dlock.log when log_path ends in "/" (the seed's "./var/" form names a directory).
+func (c *Config) LogFile() string {
+	p := c.Storage.LogPath
+	if strings.HasSuffix(p, "/") {
+		return filepath.Join(p, logFileName)
+	}
+	return p
+}
+
+// The seed's levels beyond slog's four sit between and above them, so a slog handler orders them right.
+const (
+	// LevelNotice is the seed's Notice: more important than Info, not a warning.
+	LevelNotice = slog.LevelInfo + 2
+	// LevelCritical is the seed's Critical: above Error.
+	LevelCritical = slog.LevelError + 4
+)
+
+var levels = map[string]slog.Level{
+	"critical": LevelCritical,
+	"error":    slog.LevelError,
+	"warning":  slog.LevelWarn,
+	"notice":   LevelNotice,
+	"info":     slog.LevelInfo,
+	"debug":    slog.LevelDebug,
+}
+
+const levelNames = "Critical, Error, Warning, Notice, Info or Debug"
+
+// ParseLogLevel maps one of the seed's six levels, case-insensitive, onto a slog.Level: Critical ->
+// LevelError+4, Error -> LevelError, Warning -> LevelWarn, Notice -> LevelInfo+2, Info -> LevelInfo,
+// Debug -> LevelDebug. The empty string is Info, the seed's default. Anything else is an error.
+func ParseLogLevel(s string) (slog.Level, error) {
+	if s == "" {
+		return slog.LevelInfo, nil
+	}
+	l, ok := levels[strings.ToLower(strings.TrimSpace(s))]
+	if !ok {
+		return slog.LevelInfo, fmt.Errorf("log level %q: want %s", s, levelNames)
+	}
+	return l, nil
+}
+
+// SlogLevel returns storage.log_level as a slog.Level (see ParseLogLevel). An unknown level, which
+// Validate reports, gives Info.
+func (c *Config) SlogLevel() slog.Level {
+	l, _ := ParseLogLevel(c.Storage.LogLevel)
+	return l
+}

@@ -1,0 +1,66 @@
+package fsm
+
+import (
+	"container/heap"
+	"slices"
+
+	"github.com/dlock-raft/dlock/internal/fsm/fsmpb"
+)
+
+// lookup returns the remembered result of seq, or nil. c may be nil.
+func (c *client) lookup(seq uint64) *fsmpb.Result {
+	if c == nil {
+		return nil
+	}
+	i, found := slices.BinarySearchFunc(c.results, seq, cmpSeq)
+	if !found {
+		return nil
+	}
+	return c.results[i].res
+}
+
+// forgot reports whether seq is older than every remembered result of a
+// client whose memory is full: its result, if it ever had one, is gone, so
+// applying it again could apply it twice. c may be nil.
+func (c *client) forgot(seq uint64, resultsMax int) bool {
+	return c != nil && len(c.results) >= resultsMax && seq < c.results[0].seq
+}
+
+func cmpSeq(e cached, seq uint64) int {
+	switch {
+	case e.seq < seq:
+		return -1
+	case e.seq > seq:
+		return 1
+	}
+	return 0
+}
+
+// remember stores a copy of r as the result of (id, seq), keeping the
+// ResultsPerClientMax highest seqs, and marks the client seen now. A new
+// client beyond ClientsMax evicts the least recently seen one (ties: least id).
+func (s *State) remember(id string, seq uint64, r *fsmpb.Result) {
+	c := s.clients[id]
+	if c == nil {
+		for len(s.clients) >= s.limits.ClientsMax {
+			s.dropClient(s.lru.items[0])
+		}
+		c = &client{id: id, lastSeen: s.now}
+		s.clients[id] = c
+		heap.Push(&s.lru, c)
+	} else {
+		c.lastSeen = s.now
+		heap.Fix(&s.lru, c.lruAt)
+	}
+	i, found := slices.BinarySearchFunc(c.results, seq, cmpSeq)
+	mustf(!found, "client %q seq %d remembered twice", id, seq)
+	c.results = slices.Insert(c.results, i, cached{seq: seq, res: cloneResult(r)})
+	if n := len(c.results) - s.limits.ResultsPerClientMax; n > 0 {
+		c.results = slices.Delete(c.results, 0, n)
+	}
+}
+
+func (s *State) dropClient(c *client) {
+	heap.Remove(&s.lru, c.lruAt)
+	delete(s.clients, c.id)
+}

@@ -1,0 +1,170 @@
+package node
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/dlock-raft/dlock/internal/fsm"
+)
+
+// EventSink receives the events of every applied entry, on every node, in log
+// order, after the state lock is released. A nil slice means the state was
+// replaced by a snapshot: anything may have changed. It must not block.
+type EventSink func(events []fsm.Event)
+
+// replica adapts the pure state machine to raft.BatchingFSM: it decodes log
+// entries, guards the state with a readers' lock, tracks the applied index
+// and lets readers wait for an index.
+type replica struct {
+	limits fsm.Limits
+	sink   EventSink
+	clock  func() time.Time
+
+	mu        sync.RWMutex
+	state     *fsm.State
+	applied   uint64
+	appliedAt time.Time // local monotonic time of the last apply, for lease display
+
+	waitMu  sync.Mutex
+	waitCh  chan struct{} // closed and replaced on every apply
+	resyncs uint64
+}
+
+func newReplica(l fsm.Limits, sink EventSink, clock func() time.Time) *replica {
+	return &replica{limits: l, sink: sink, clock: clock, state: fsm.New(l), waitCh: make(chan struct{}), appliedAt: clock()}
+}
+
+var _ raft.BatchingFSM = (*replica)(nil)
+
+// Apply applies one log entry; its response is the fsm.Output.
+func (r *replica) Apply(l *raft.Log) interface{} {
+	return r.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies committed entries under one lock acquisition.
+func (r *replica) ApplyBatch(logs []*raft.Log) []interface{} {
+	out := make([]interface{}, len(logs))
+	var events []fsm.Event
+	r.mu.Lock()
+	for i, l := range logs {
+		if l.Type == raft.LogCommand {
+			o := r.state.ApplyBytes(l.Data)
+			out[i] = o
+			events = append(events, o.Events...)
+		}
+		r.applied = l.Index
+	}
+	r.appliedAt = r.clock()
+	r.mu.Unlock()
+	if len(events) > 0 && r.sink != nil {
+		r.sink(events)
+	}
+	r.notify()
+	return out
+}
+
+func (r *replica) notify() {
+	r.waitMu.Lock()
+	close(r.waitCh)
+	r.waitCh = make(chan struct{})
+	r.waitMu.Unlock()
+}
+
+// appliedIndex returns the last applied log index.
+func (r *replica) appliedIndex() uint64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.applied
+}
+
+// waitApplied blocks until index is applied or done is closed.
+func (r *replica) waitApplied(index uint64, done <-chan struct{}) bool {
+	for {
+		r.waitMu.Lock()
+		ch := r.waitCh
+		r.waitMu.Unlock()
+		if r.appliedIndex() >= index {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-done:
+			return false
+		}
+	}
+}
+
+// view runs fn with the state under the readers' lock. fn must not keep the
+// state nor block.
+func (r *replica) view(fn func(s *fsm.State)) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	fn(r.state)
+}
+
+// clusterNow estimates cluster time on this node: the time of the last
+// applied entry plus the local time since it was applied.
+func (r *replica) clusterNow() int64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.state.Now() + int64(r.clock().Sub(r.appliedAt))
+}
+
+// Snapshot encodes the state now; hashicorp/raft never calls it concurrently
+// with Apply, and Persist then writes the bytes while applies go on.
+func (r *replica) Snapshot() (raft.FSMSnapshot, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var buf bytes.Buffer
+	var idx [8]byte
+	binary.BigEndian.PutUint64(idx[:], r.applied)
+	buf.Write(idx[:])
+	if err := r.state.WriteSnapshot(&buf); err != nil {
+		return nil, fmt.Errorf("encode snapshot at index %d: %w", r.applied, err)
+	}
+	return &encodedSnapshot{data: buf.Bytes()}, nil
+}
+
+// Restore replaces the whole state with a snapshot's.
+func (r *replica) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	br := bufio.NewReaderSize(rc, 1<<16)
+	var idx [8]byte
+	if _, err := io.ReadFull(br, idx[:]); err != nil {
+		return fmt.Errorf("read snapshot index: %w", err)
+	}
+	st, err := fsm.Restore(br, r.limits)
+	if err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	r.mu.Lock()
+	r.state = st
+	r.applied = binary.BigEndian.Uint64(idx[:])
+	r.appliedAt = r.clock()
+	r.mu.Unlock()
+	if r.sink != nil {
+		// Waiters re-check the state: a grant may be inside the snapshot.
+		r.sink(nil)
+	}
+	r.notify()
+	return nil
+}
+
+type encodedSnapshot struct{ data []byte }
+
+func (s *encodedSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s.data); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *encodedSnapshot) Release() {}

@@ -1,0 +1,312 @@
+// Package node runs one dlock replica: hashicorp/raft with an fsync'd bolt
+// log, file snapshots and a TCP transport on the peer port, the replicated
+// state machine, leader duties (cluster time, lease expiry) and the peer
+// plane through which followers forward writes and read indexes to the
+// leader.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"google.golang.org/grpc"
+
+	"github.com/dlock-raft/dlock/internal/config"
+	"github.com/dlock-raft/dlock/internal/fsm"
+	"github.com/dlock-raft/dlock/internal/peer/peerpb"
+)
+
+// Options configure a Node. Config is required; the rest have defaults.
+type Options struct {
+	Config *config.Config
+	// Logger receives the node's own log lines. Default: slog.Default().
+	Logger *slog.Logger
+	// RaftLogOutput receives hashicorp/raft's log lines. Default: os.Stderr.
+	RaftLogOutput io.Writer
+	// Sink receives applied events (see EventSink).
+	Sink EventSink
+	// Clock is the monotonic clock the leader stamps cluster time with.
+	// Default time.Now; tests inject jumps.
+	Clock func() time.Time
+	// Limits are the state machine's hard ceilings. Default fsm.DefaultLimits().
+	Limits *fsm.Limits
+}
+
+// Node is one running replica. Its methods are safe for concurrent use.
+type Node struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	clock  func() time.Time
+	timing config.RaftTiming
+	book   addressBook
+
+	raft      *raft.Raft
+	replica   *replica
+	mux       *mux
+	transport *raft.NetworkTransport
+	store     *raftboltdb.BoltStore
+	peerSrv   *grpc.Server
+	peers     *peerClients
+
+	lead      leaderState
+	proposals chan *proposal
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens (or creates) the node's data, starts Raft and the peer plane,
+// and bootstraps the cluster from the configuration's members if this node
+// has no Raft state yet. It returns once the node runs; the cluster may not
+// have a leader yet (see WaitReady).
+func New(opts Options) (*Node, error) {
+	n, err := newNode(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.start(); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func newNode(opts Options) (*Node, error) {
+	if opts.Config == nil {
+		return nil, errors.New("dlock: node options: Config is required")
+	}
+	n := &Node{
+		cfg:       opts.Config,
+		log:       opts.Logger,
+		clock:     opts.Clock,
+		timing:    opts.Config.RaftTiming(),
+		book:      newAddressBook(opts.Config.Members()),
+		proposals: make(chan *proposal, proposalQueueMax),
+		stop:      make(chan struct{}),
+	}
+	if n.log == nil {
+		n.log = slog.Default()
+	}
+	if n.clock == nil {
+		n.clock = time.Now
+	}
+	limits := fsm.DefaultLimits()
+	if opts.Limits != nil {
+		limits = *opts.Limits
+	}
+	n.replica = newReplica(limits, opts.Sink, n.clock)
+	out := opts.RaftLogOutput
+	if out == nil {
+		out = os.Stderr
+	}
+	if err := n.openRaft(out); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// openRaft opens the stores, the transport and Raft itself, bootstrapping
+// a new cluster if there is no state on disk.
+func (n *Node) openRaft(logOut io.Writer) error {
+	dataDir := n.cfg.DataDir()
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return fmt.Errorf("dlock: create data dir %q: %w", dataDir, err)
+	}
+	logPath := n.cfg.LogStorePath()
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o750); err != nil {
+		return fmt.Errorf("dlock: create log dir %q: %w", filepath.Dir(logPath), err)
+	}
+	store, err := raftboltdb.New(raftboltdb.Options{Path: logPath})
+	if err != nil {
+		return fmt.Errorf("dlock: open raft log %q: %w", logPath, err)
+	}
+	n.store = store
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: logOut, Level: hclogLevel(n.cfg.SlogLevel())})
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dataDir, snapshotsRetained, hlog)
+	if err != nil {
+		return fmt.Errorf("dlock: open snapshots in %q: %w", dataDir, err)
+	}
+	ln, err := net.Listen("tcp", n.cfg.Network.SelfAddress)
+	if err != nil {
+		return fmt.Errorf("dlock: listen on network.self_address %q: %w", n.cfg.Network.SelfAddress, err)
+	}
+	n.mux, _ = newMux(ln, n.book.self(n.cfg.ID.SelfID))
+	n.peers = newPeerClients(n.mux.dial, n.timing.TransportTimeout)
+	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		ServerAddressProvider: n.book,
+		Stream:                raftStream{n.mux},
+		MaxPool:               3,
+		Timeout:               n.timing.TransportTimeout,
+		Logger:                hlog,
+	})
+	logs, err := raft.NewLogCache(logCacheEntries, store)
+	if err != nil {
+		return fmt.Errorf("dlock: raft log cache: %w", err)
+	}
+	rc := n.raftConfig(hlog)
+	if err := n.bootstrapIfNew(rc, logs, snaps); err != nil {
+		return err
+	}
+	r, err := raft.NewRaft(rc, n.replica, logs, store, snaps, n.transport)
+	if err != nil {
+		return fmt.Errorf("dlock: start raft: %w", err)
+	}
+	n.raft = r
+	return nil
+}
+
+const (
+	snapshotsRetained = 2
+	logCacheEntries   = 512
+	proposalQueueMax  = 4096
+)
+
+func (n *Node) raftConfig(hlog hclog.Logger) *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(strconv.FormatUint(uint64(n.cfg.ID.SelfID), 10))
+	rc.HeartbeatTimeout = n.timing.HeartbeatTimeout
+	rc.ElectionTimeout = n.timing.ElectionTimeout
+	rc.LeaderLeaseTimeout = n.timing.LeaderLeaseTimeout
+	rc.CommitTimeout = n.timing.CommitTimeout
+	rc.MaxAppendEntries = n.timing.MaxAppendEntries
+	rc.SnapshotInterval = n.timing.SnapshotInterval
+	rc.SnapshotThreshold = n.timing.SnapshotThreshold
+	rc.TrailingLogs = n.timing.TrailingLogs
+	rc.BatchApplyCh = true
+	rc.Logger = hlog
+	return rc
+}
+
+func (n *Node) bootstrapIfNew(rc *raft.Config, logs raft.LogStore, snaps raft.SnapshotStore) error {
+	has, err := raft.HasExistingState(logs, n.store, snaps)
+	if err != nil {
+		return fmt.Errorf("dlock: read raft state: %w", err)
+	}
+	if has {
+		return nil
+	}
+	var servers []raft.Server
+	for _, m := range n.cfg.Members() {
+		servers = append(servers, raft.Server{
+			Suffrage: raft.Voter,
+			ID:       serverID(m.ID),
+			Address:  raft.ServerAddress(m.PeerAddress),
+		})
+	}
+	if err := raft.BootstrapCluster(rc, logs, n.store, snaps, n.transport, raft.Configuration{Servers: servers}); err != nil {
+		return fmt.Errorf("dlock: bootstrap cluster: %w", err)
+	}
+	n.log.Info("bootstrapped a new cluster", "members", len(servers))
+	return nil
+}
+
+// start launches the node's goroutines: the peer gRPC server, the proposal
+// batcher and the leadership watcher.
+func (n *Node) start() error {
+	n.peerSrv = grpc.NewServer()
+	peerpb.RegisterPeerServer(n.peerSrv, &peerService{n: n})
+	n.wg.Add(3)
+	go func() {
+		defer n.wg.Done()
+		_ = n.peerSrv.Serve(n.mux.peer)
+	}()
+	go n.runBatcher()
+	go n.watchLeadership()
+	return nil
+}
+
+// Close stops the node at once: Raft shuts down (an in-flight write may or
+// may not commit), listeners close, goroutines end. Idempotent.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() { n.closeErr = n.shutdown() })
+	return n.closeErr
+}
+
+func (n *Node) shutdown() error {
+	close(n.stop)
+	var errs []error
+	if n.raft != nil {
+		if err := n.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("shut down raft: %w", err))
+		}
+	}
+	if n.peerSrv != nil {
+		n.peerSrv.Stop()
+	}
+	if n.transport != nil {
+		n.transport.Close()
+	} else if n.mux != nil {
+		n.mux.Close()
+	}
+	if n.peers != nil {
+		n.peers.close()
+	}
+	n.wg.Wait()
+	if n.store != nil {
+		if err := n.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close raft log: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Shutdown hands leadership to another voter if this node leads, then
+// closes the node. It returns when the node is closed or ctx ends.
+func (n *Node) Shutdown(ctx context.Context) error {
+	if n.raft != nil && n.raft.State() == raft.Leader && n.voters() > 1 {
+		f := n.raft.LeadershipTransfer()
+		done := make(chan error, 1)
+		go func() { done <- f.Error() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				n.log.Warn("leadership transfer before shutdown failed", "err", err)
+			}
+		case <-ctx.Done():
+		}
+	}
+	return n.Close()
+}
+
+func (n *Node) voters() int {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return 0
+	}
+	c := 0
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			c++
+		}
+	}
+	return c
+}
+
+func serverID(id uint32) raft.ServerID { return raft.ServerID(strconv.FormatUint(uint64(id), 10)) }
+
+func hclogLevel(l slog.Level) hclog.Level {
+	switch {
+	case l <= slog.LevelDebug:
+		return hclog.Debug
+	case l <= slog.LevelInfo:
+		return hclog.Info
+	case l <= slog.LevelWarn:
+		return hclog.Warn
+	default:
+		return hclog.Error
+	}
+}

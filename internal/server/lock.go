@@ -1,0 +1,228 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	dlockv1 "github.com/dlock-raft/dlock/api/dlockv1"
+	"github.com/dlock-raft/dlock/internal/fsm"
+	"github.com/dlock-raft/dlock/internal/fsm/fsmpb"
+)
+
+// lockService implements dlockv1.LockServer.
+type lockService struct {
+	dlockv1.UnimplementedLockServer
+	*Server
+}
+
+// withdrawTimeout bounds the withdrawal of a waiter that gave up; it runs
+// on a fresh context because the caller's has ended.
+const withdrawTimeout = 5 * time.Second
+
+// Acquire grants the lock or queues the caller and waits server-side for
+// the grant until wait_ms (or the caller's context) ends.
+func (s lockService) Acquire(ctx context.Context, req *dlockv1.AcquireRequest) (*dlockv1.AcquireResponse, error) {
+	start := time.Now()
+	if err := s.validateAcquire(req); err != nil {
+		return nil, err
+	}
+	granted, stop := s.waiters.watch(req.Name, req.Owner)
+	defer stop()
+	id, seq := header(req.Header)
+	cmd := &fsmpb.Command{ClientId: id, Seq: seq, Op: &fsmpb.Command_Acquire{Acquire: &fsmpb.Acquire{
+		Name: req.Name, Owner: req.Owner, TtlNanos: int64(ms(req.TtlMs)), WaitNanos: int64(ms(req.WaitMs)),
+	}}}
+	res, idx, err := s.propose1(ctx, cmd)
+	if err != nil {
+		if req.WaitMs > 0 && ctx.Err() != nil {
+			// The caller left while its acquire was being committed: it
+			// may be queued (or granted) with nobody waiting for it.
+			s.withdraw(req.Name, req.Owner)
+		}
+		return nil, err
+	}
+	if res.Code != fsmpb.Code_OK && res.Code != fsmpb.Code_QUEUED {
+		return nil, resultError(res)
+	}
+	if err := s.node.WaitApplied(ctx, idx); err != nil {
+		return nil, nodeError(err)
+	}
+	if res.Code == fsmpb.Code_OK {
+		return s.confirmGrant(req, res)
+	}
+	return s.awaitGrant(ctx, req, granted, start.Add(ms(req.WaitMs)))
+}
+
+// confirmGrant answers an OK result only if the hold it names is still
+// current. A retried acquire gets the first attempt's remembered result,
+// and that hold may since have been withdrawn, released or expired: the
+// caller must not be told it holds a lock it does not.
+func (s lockService) confirmGrant(req *dlockv1.AcquireRequest, res *fsmpb.Result) (*dlockv1.AcquireResponse, error) {
+	resp, ok := s.heldBy(req.Name, req.Owner)
+	if !ok || resp.Token != res.Token {
+		return nil, statusError(codes.FailedPrecondition, dlockv1.ReasonNotHeld,
+			"dlock: lock "+quote(req.Name)+" was granted to this owner but is no longer held (released, withdrawn or expired)")
+	}
+	return resp, nil
+}
+
+func (s *Server) validateAcquire(req *dlockv1.AcquireRequest) error {
+	if err := s.checkName("name", req.Name); err != nil {
+		return err
+	}
+	if err := s.checkName("owner", req.Owner); err != nil {
+		return err
+	}
+	if err := s.checkTTL(req.TtlMs, false); err != nil {
+		return err
+	}
+	return s.checkWait(req.WaitMs)
+}
+
+// awaitGrant waits for a queued owner's grant. On timeout or cancellation
+// it withdraws the waiter, which also releases a grant that raced with it,
+// so no lock is left with an owner who stopped waiting.
+func (s *Server) awaitGrant(ctx context.Context, req *dlockv1.AcquireRequest, granted <-chan struct{}, deadline time.Time) (*dlockv1.AcquireResponse, error) {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	for {
+		if resp, ok := s.heldBy(req.Name, req.Owner); ok {
+			return resp, nil
+		}
+		select {
+		case <-granted:
+			continue
+		case <-timer.C:
+			s.withdraw(req.Name, req.Owner)
+			return nil, statusError(codes.DeadlineExceeded, dlockv1.ReasonWaitTimeout,
+				"dlock: lock "+quote(req.Name)+" not granted within wait_ms")
+		case <-ctx.Done():
+			s.withdraw(req.Name, req.Owner)
+			return nil, nodeError(ctx.Err())
+		}
+	}
+}
+
+// heldBy reports the hold if owner holds name on this node's state.
+func (s *Server) heldBy(name, owner string) (*dlockv1.AcquireResponse, bool) {
+	var v fsm.LockView
+	var ok bool
+	_ = s.node.Read(context.Background(), true, func(st *fsm.State) { v, ok = st.Lock(name) })
+	if !ok || !v.Held || v.Owner != owner {
+		return nil, false
+	}
+	return acquireResponse(v.Token, v.Nonce, v.TTL, v.AcquiredUnixNanos), true
+}
+
+func (s *Server) withdraw(name, owner string) {
+	ctx, cancel := context.WithTimeout(context.Background(), withdrawTimeout)
+	defer cancel()
+	cmd := &fsmpb.Command{Op: &fsmpb.Command_Withdraw{Withdraw: &fsmpb.Withdraw{Name: name, Owner: owner}}}
+	if _, _, err := s.node.Propose(ctx, []*fsmpb.Command{cmd}); err != nil {
+		// The waiter's deadline is in the replicated queue too: it is never
+		// granted past it, even if this withdrawal is lost.
+		s.log.Warn("withdraw waiter failed", "lock", name, "owner", owner, "err", err)
+	}
+}
+
+func acquireResponse(token, nonce uint64, ttl, acquired int64) *dlockv1.AcquireResponse {
+	return &dlockv1.AcquireResponse{Token: token, Nonce: nonce, TtlMs: time.Duration(ttl).Milliseconds(), AcquiredUnixNano: acquired}
+}
+
+// Renew refreshes a held lock's lease.
+func (s lockService) Renew(ctx context.Context, req *dlockv1.RenewRequest) (*dlockv1.RenewResponse, error) {
+	if err := s.checkName("name", req.Name); err != nil {
+		return nil, err
+	}
+	if err := s.checkName("owner", req.Owner); err != nil {
+		return nil, err
+	}
+	if err := s.checkTTL(req.TtlMs, true); err != nil {
+		return nil, err
+	}
+	id, seq := header(req.Header)
+	res, _, err := s.propose1(ctx, &fsmpb.Command{ClientId: id, Seq: seq, Op: &fsmpb.Command_Renew{Renew: &fsmpb.Renew{
+		Name: req.Name, Owner: req.Owner, Token: req.Token, TtlNanos: int64(ms(req.TtlMs)),
+	}}})
+	if err != nil {
+		return nil, err
+	}
+	if res.Code != fsmpb.Code_OK {
+		return nil, resultError(res)
+	}
+	return &dlockv1.RenewResponse{Token: res.Token, TtlMs: time.Duration(res.TtlNanos).Milliseconds()}, nil
+}
+
+// Release frees a held lock and hands it to the next waiter.
+func (s lockService) Release(ctx context.Context, req *dlockv1.ReleaseRequest) (*dlockv1.ReleaseResponse, error) {
+	if err := s.checkName("name", req.Name); err != nil {
+		return nil, err
+	}
+	if err := s.checkName("owner", req.Owner); err != nil {
+		return nil, err
+	}
+	id, seq := header(req.Header)
+	res, _, err := s.propose1(ctx, &fsmpb.Command{ClientId: id, Seq: seq, Op: &fsmpb.Command_Release{Release: &fsmpb.Release{
+		Name: req.Name, Owner: req.Owner, Token: req.Token,
+	}}})
+	if err != nil {
+		return nil, err
+	}
+	if res.Code != fsmpb.Code_OK {
+		return nil, resultError(res)
+	}
+	return &dlockv1.ReleaseResponse{NextOwner: res.NextOwner}, nil
+}
+
+// Query reports one lock.
+func (s lockService) Query(ctx context.Context, req *dlockv1.QueryRequest) (*dlockv1.QueryResponse, error) {
+	if err := s.checkName("name", req.Name); err != nil {
+		return nil, err
+	}
+	var v fsm.LockView
+	var ok bool
+	if err := s.read(ctx, req.Stale, func(st *fsm.State) { v, ok = st.Lock(req.Name) }); err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, statusError(codes.NotFound, dlockv1.ReasonNotFound, "dlock: lock "+quote(req.Name)+" not found")
+	}
+	return &dlockv1.QueryResponse{Lock: s.lockInfo(v)}, nil
+}
+
+// List reports locks in name order, a page at a time.
+func (s lockService) List(ctx context.Context, req *dlockv1.ListLocksRequest) (*dlockv1.ListLocksResponse, error) {
+	var views []fsm.LockView
+	var more bool
+	err := s.read(ctx, req.Stale, func(st *fsm.State) {
+		views, more = st.Locks(req.Prefix, req.StartAfter, pageSize(req.Limit))
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp := &dlockv1.ListLocksResponse{More: more}
+	for _, v := range views {
+		resp.Locks = append(resp.Locks, s.lockInfo(v))
+	}
+	return resp, nil
+}
+
+func (s *Server) lockInfo(v fsm.LockView) *dlockv1.LockInfo {
+	li := &dlockv1.LockInfo{Name: v.Name, Nonce: v.Nonce, Waiters: uint32(v.Waiters)}
+	if v.Held {
+		li.Owner, li.Token = v.Owner, v.Token
+		li.TtlMs = time.Duration(v.TTL).Milliseconds()
+		li.AcquiredUnixNano = v.AcquiredUnixNanos
+		li.RemainingMs = max(time.Duration(v.ExpiresNanos-s.node.ClusterNow()).Milliseconds(), 0)
+	}
+	return li
+}
+
+func quote(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "..."
+	}
+	return `"` + s + `"`
+}

@@ -1,0 +1,134 @@
+// Package server serves dlock's client API over gRPC on top of a node:
+// request validation, the error table, server-side waiting for grants, and
+// a cap on requests in flight.
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+
+	dlockv1 "github.com/dlock-raft/dlock/api/dlockv1"
+	"github.com/dlock-raft/dlock/internal/config"
+	"github.com/dlock-raft/dlock/internal/fsm"
+	"github.com/dlock-raft/dlock/internal/fsm/fsmpb"
+	"github.com/dlock-raft/dlock/internal/node"
+)
+
+// Node is what the server needs of a replica.
+type Node interface {
+	Propose(ctx context.Context, cmds []*fsmpb.Command) ([]*fsmpb.Result, uint64, error)
+	Read(ctx context.Context, stale bool, fn func(s *fsm.State)) error
+	WaitApplied(ctx context.Context, index uint64) error
+	ClusterNow() int64
+	Status() (node.Status, error)
+}
+
+// Options configure a Server.
+type Options struct {
+	Limits config.Limits
+	// WriteTimeout bounds a write (or a linearizable read) whose client set
+	// no earlier deadline, including the wait for a new leader.
+	WriteTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// Server implements the Lock, KV and Cluster services.
+type Server struct {
+	node    Node
+	waiters *Waiters
+	opts    Options
+	log     *slog.Logger
+	grpc    *grpc.Server
+	slots   chan struct{}
+}
+
+// New returns a server for n. waiters must be the registry the node
+// publishes its events to.
+func New(n Node, waiters *Waiters, opts Options) *Server {
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 5 * time.Second
+	}
+	s := &Server{node: n, waiters: waiters, opts: opts, log: opts.Logger,
+		slots: make(chan struct{}, max(opts.Limits.InflightRequestsMax, 1))}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.grpc = grpc.NewServer(grpc.UnaryInterceptor(s.limitInflight))
+	dlockv1.RegisterLockServer(s.grpc, lockService{Server: s})
+	dlockv1.RegisterKVServer(s.grpc, kvService{Server: s})
+	dlockv1.RegisterClusterServer(s.grpc, clusterService{Server: s})
+	return s
+}
+
+// Serve accepts client connections on ln until Stop or GracefulStop.
+func (s *Server) Serve(ln net.Listener) error { return s.grpc.Serve(ln) }
+
+// GracefulStop stops accepting calls and waits for those in flight (waiting
+// acquires included) until ctx ends, then stops hard.
+func (s *Server) GracefulStop(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.grpc.Stop()
+		<-done
+	}
+}
+
+// Stop closes every connection at once.
+func (s *Server) Stop() { s.grpc.Stop() }
+
+// limitInflight refuses a call when InflightRequestsMax calls are running.
+func (s *Server) limitInflight(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+		return h(ctx, req)
+	default:
+		return nil, statusError(codes.ResourceExhausted, dlockv1.ReasonLimit,
+			fmt.Sprintf("dlock: %d requests in flight on this node (limits.inflight_requests_max)", cap(s.slots)))
+	}
+}
+
+// writeCtx bounds ctx by the write timeout.
+func (s *Server) writeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.opts.WriteTimeout)
+}
+
+// propose1 commits one command and returns its result.
+func (s *Server) propose1(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, uint64, error) {
+	ctx, cancel := s.writeCtx(ctx)
+	defer cancel()
+	res, idx, err := s.node.Propose(ctx, []*fsmpb.Command{cmd})
+	if err != nil {
+		return nil, 0, nodeError(err)
+	}
+	return res[0], idx, nil
+}
+
+// read runs fn on a linearizable (or, if stale, local) view of the state.
+func (s *Server) read(ctx context.Context, stale bool, fn func(st *fsm.State)) error {
+	ctx, cancel := s.writeCtx(ctx)
+	defer cancel()
+	if err := s.node.Read(ctx, stale, fn); err != nil {
+		return nodeError(err)
+	}
+	return nil
+}
+
+func header(h *dlockv1.RequestHeader) (string, uint64) {
+	if h == nil {
+		return "", 0
+	}
+	return h.ClientId, h.Seq
+}
