@@ -272,3 +272,29 @@ func explainGet(addrs []string, key string) string {
 	}
 	return strings.Join(out, "; ")
 }
+
+// A lease whose holder stops renewing expires after a leader change too:
+// the new leader expires it (after re-arming it to a full TTL), and hands
+// the lock to the waiter.
+func TestExpiryAcrossLeaderChange(t *testing.T) {
+	c := testcluster.Start(t, 3)
+	leader := c.WaitLeader(30 * time.Second)
+	r := &rotor{addrs: othersThan(c, leader)}
+	holder, next := newAPI(t, "holder"), newAPI(t, "next")
+	const lease = 2 * time.Second
+	sent := time.Now()
+	if !holder.AcquireDLock(r.addr(), "expiring", lease.Milliseconds()) {
+		t.Fatal("holder: AcquireDLock = false, want true")
+	}
+	c.Kill(leader)
+	c.WaitLeader(30*time.Second, survivorIDs(c, leader)...)
+	if !next.AcquireDLock(r.addr(), "expiring", 5000, 20000) {
+		t.Fatal("next: AcquireDLock after the holder's lease = false, want true")
+	}
+	if waited := time.Since(sent); waited < lease {
+		t.Fatalf("lock handed on %v after the holder's acquire was sent, before its %v lease", waited, lease)
+	}
+	if holder.ReleaseDLock(r.addr(), "expiring") {
+		t.Fatal("holder: ReleaseDLock of an expired hold = true, want false")
+	}
+}

@@ -234,4 +234,3 @@ func printDevBanner(out io.Writer, o devOptions, leader uint32) {
 	fmt.Fprintf(out, "export DLOCK_ENDPOINTS=%s\n", strings.Join(eps, ","))
 	fmt.Fprintln(out, "Press Ctrl-C to stop.")
 }
-
