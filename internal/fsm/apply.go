@@ -56,7 +56,9 @@ func (s *State) command(c *fsmpb.Command) *fsmpb.Result {
 	}
 	cl := s.clients[c.ClientId]
 	if r := cl.lookup(c.Seq); r != nil {
-		return cloneResult(r)
+		replay := cloneResult(r)
+		replay.Replayed = true
+		return replay
 	}
 	if cl.forgot(c.Seq, s.limits.ResultsPerClientMax) {
 		return refuse(fsmpb.Code_STALE_REQUEST,

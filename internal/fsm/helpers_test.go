@@ -178,6 +178,7 @@ func fmtResult(r *fsmpb.Result) string {
 	field("next", r.NextOwner, r.NextOwner != "")
 	field("created", r.Created, r.Created)
 	field("released", r.Released, r.Released)
+	field("replayed", r.Replayed, r.Replayed)
 	return b.String()
 }
 

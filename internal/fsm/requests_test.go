@@ -151,7 +151,7 @@ var idempotencyRows = []row{
 		name: "a retry gets the remembered result and changes nothing",
 		give: []step{at(100, as("c", 1, acq("L", "a", 10, 0))), at(100, as("c", 1, acq("L", "a", 10, 0)))},
 		want: want{
-			res:    "OK token=1 nonce=1 ttl=10 acq=100",
+			res:    "OK token=1 nonce=1 ttl=10 acq=100 replayed=true",
 			lock:   "a token=1 nonce=1 ttl=10 at=100 exp=110",
 			client: "c@100:1=OK",
 			same:   true,
@@ -165,7 +165,7 @@ var idempotencyRows = []row{
 			at(101, as("c", 2, rel("L", "a", 0))),
 		},
 		want: want{
-			res:    "OK token=1 next=b",
+			res:    "OK token=1 next=b replayed=true",
 			lock:   "b token=2 nonce=2 ttl=10 at=101 exp=111",
 			client: "c@101:1=OK,2=OK",
 			same:   true,
@@ -178,12 +178,12 @@ var idempotencyRows = []row{
 			at(100, rel("L", "a", 0)),
 			at(100, as("c", 1, acq("L", "b", 10, 0))),
 		},
-		want: want{res: "LOCKED", lock: "free nonce=1 released=100", client: "c@100:1=LOCKED", same: true},
+		want: want{res: "LOCKED replayed=true", lock: "free nonce=1 released=100", client: "c@100:1=LOCKED", same: true},
 	},
 	{
 		name: "a seq answers with its result whatever the command",
 		give: []step{at(100, as("c", 1, put("k", "v"))), at(100, as("c", 1, del("k")))},
-		want: want{res: "OK created=true", kv: "k=v", client: "c@100:1=OK", same: true},
+		want: want{res: "OK created=true replayed=true", kv: "k=v", client: "c@100:1=OK", same: true},
 	},
 	{
 		name: "malformed commands are remembered too",
@@ -234,7 +234,7 @@ var idempotencyRows = []row{
 	{
 		name: "a retry does not mark its client seen",
 		give: []step{at(100, as("a", 1, put("a", "1"))), at(200, as("b", 1, put("b", "1"))), at(300, as("a", 1, put("a", "1")))},
-		want: want{res: "OK created=true", kv: "a=1 b=1", client: "a@100:1=OK b@200:1=OK"},
+		want: want{res: "OK created=true replayed=true", kv: "a=1 b=1", client: "a@100:1=OK b@200:1=OK"},
 	},
 	{
 		name: "expire is never deduplicated",

@@ -47,6 +47,7 @@ func cloneResult(r *fsmpb.Result) *fsmpb.Result {
 		NextOwner:         r.NextOwner,
 		Created:           r.Created,
 		Released:          r.Released,
+		Replayed:          r.Replayed,
 	}
 }
 

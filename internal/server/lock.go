@@ -23,29 +23,43 @@ const withdrawTimeout = 5 * time.Second
 
 // Acquire grants the lock or queues the caller and waits server-side for
 // the grant until wait_ms (or the caller's context) ends.
-func (s lockService) Acquire(ctx context.Context, req *dlockv1.AcquireRequest) (*dlockv1.AcquireResponse, error) {
+func (s lockService) Acquire(ctx context.Context, req *dlockv1.AcquireRequest) (resp *dlockv1.AcquireResponse, err error) {
 	start := time.Now()
 	if err := s.validateAcquire(req); err != nil {
 		return nil, err
 	}
 	granted, stop := s.waiters.watch(req.Name, req.Owner)
 	defer stop()
+	// A caller that may be in the queue and leaves without a grant (its wait
+	// ended, it went away, or the outcome of its acquire is unknown) is
+	// withdrawn, so nobody is granted a lock on behalf of a gone waiter.
+	mayBeQueued := req.WaitMs > 0
+	defer func() {
+		if err != nil && mayBeQueued {
+			s.withdraw(req.Name, req.Owner)
+		}
+	}()
 	id, seq := header(req.Header)
 	cmd := &fsmpb.Command{ClientId: id, Seq: seq, Op: &fsmpb.Command_Acquire{Acquire: &fsmpb.Acquire{
 		Name: req.Name, Owner: req.Owner, TtlNanos: int64(ms(req.TtlMs)), WaitNanos: int64(ms(req.WaitMs)),
 	}}}
 	res, idx, err := s.propose1(ctx, cmd)
 	if err != nil {
-		if req.WaitMs > 0 && ctx.Err() != nil {
-			// The caller left while its acquire was being committed: it
-			// may be queued (or granted) with nobody waiting for it.
-			s.withdraw(req.Name, req.Owner)
-		}
 		return nil, err
 	}
-	if res.Code != fsmpb.Code_OK && res.Code != fsmpb.Code_QUEUED {
-		return nil, resultError(res)
+	switch {
+	case res.Code == fsmpb.Code_OK && !res.Replayed:
+		return acquireResponse(res.Token, res.Nonce, res.TtlNanos, res.AcquiredUnixNanos), nil
+	case res.Code != fsmpb.Code_QUEUED:
+		// A definite answer that queued nobody; a remembered grant was
+		// granted at once, never queued.
+		mayBeQueued = false
+		if res.Code != fsmpb.Code_OK {
+			return nil, resultError(res)
+		}
 	}
+	// Queued, or a remembered answer: look at this node's state once it
+	// has applied the acquire.
 	if err := s.node.WaitApplied(ctx, idx); err != nil {
 		return nil, nodeError(err)
 	}
@@ -55,10 +69,10 @@ func (s lockService) Acquire(ctx context.Context, req *dlockv1.AcquireRequest) (
 	return s.awaitGrant(ctx, req, granted, start.Add(ms(req.WaitMs)))
 }
 
-// confirmGrant answers an OK result only if the hold it names is still
-// current. A retried acquire gets the first attempt's remembered result,
-// and that hold may since have been withdrawn, released or expired: the
-// caller must not be told it holds a lock it does not.
+// confirmGrant answers a remembered OK only if the hold it names is still
+// current. A retried acquire gets the first attempt's result, and that hold
+// may since have been withdrawn, released or expired: the caller must not
+// be told it holds a lock it does not.
 func (s lockService) confirmGrant(req *dlockv1.AcquireRequest, res *fsmpb.Result) (*dlockv1.AcquireResponse, error) {
 	resp, ok := s.heldBy(req.Name, req.Owner)
 	if !ok || resp.Token != res.Token {
@@ -81,9 +95,10 @@ func (s *Server) validateAcquire(req *dlockv1.AcquireRequest) error {
 	return s.checkWait(req.WaitMs)
 }
 
-// awaitGrant waits for a queued owner's grant. On timeout or cancellation
-// it withdraws the waiter, which also releases a grant that raced with it,
-// so no lock is left with an owner who stopped waiting.
+// awaitGrant waits for a queued owner's grant until deadline or ctx ends.
+// Its caller withdraws the waiter on failure, which also releases a grant
+// that raced with the timeout, so no lock is left with an owner who stopped
+// waiting.
 func (s *Server) awaitGrant(ctx context.Context, req *dlockv1.AcquireRequest, granted <-chan struct{}, deadline time.Time) (*dlockv1.AcquireResponse, error) {
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
@@ -95,11 +110,9 @@ func (s *Server) awaitGrant(ctx context.Context, req *dlockv1.AcquireRequest, gr
 		case <-granted:
 			continue
 		case <-timer.C:
-			s.withdraw(req.Name, req.Owner)
 			return nil, statusError(codes.DeadlineExceeded, dlockv1.ReasonWaitTimeout,
 				"dlock: lock "+quote(req.Name)+" not granted within wait_ms")
 		case <-ctx.Done():
-			s.withdraw(req.Name, req.Owner)
 			return nil, nodeError(ctx.Err())
 		}
 	}

@@ -831,7 +831,11 @@ type Result struct {
 	// created: a Put made a new key.
 	Created bool `protobuf:"varint,9,opt,name=created,proto3" json:"created,omitempty"`
 	// released: a Withdraw released a hold that had just been granted.
-	Released      bool `protobuf:"varint,10,opt,name=released,proto3" json:"released,omitempty"`
+	Released bool `protobuf:"varint,10,opt,name=released,proto3" json:"released,omitempty"`
+	// replayed: this is the remembered result of an earlier command with the
+	// same client id and seq; nothing was applied now, and what it describes
+	// may since have changed.
+	Replayed      bool `protobuf:"varint,11,opt,name=replayed,proto3" json:"replayed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -932,6 +936,13 @@ func (x *Result) GetCreated() bool {
 func (x *Result) GetReleased() bool {
 	if x != nil {
 		return x.Released
+	}
+	return false
+}
+
+func (x *Result) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
 	}
 	return false
 }
@@ -1585,7 +1596,7 @@ const file_internal_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"\x1a\n" +
 	"\x06Delete\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\"\xb4\x02\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\"\xd0\x02\n" +
 	"\x06Result\x12&\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x12.dlock.fsm.v1.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
@@ -1598,7 +1609,8 @@ const file_internal_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"next_owner\x18\b \x01(\tR\tnextOwner\x12\x18\n" +
 	"\acreated\x18\t \x01(\bR\acreated\x12\x1a\n" +
 	"\breleased\x18\n" +
-	" \x01(\bR\breleased\"\xdf\x01\n" +
+	" \x01(\bR\breleased\x12\x1a\n" +
+	"\breplayed\x18\v \x01(\bR\breplayed\"\xdf\x01\n" +
 	"\x0eSnapshotRecord\x126\n" +
 	"\x06header\x18\x01 \x01(\v2\x1c.dlock.fsm.v1.SnapshotHeaderH\x00R\x06header\x12.\n" +
 	"\x04lock\x18\x02 \x01(\v2\x18.dlock.fsm.v1.LockRecordH\x00R\x04lock\x12(\n" +
