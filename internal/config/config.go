@@ -90,8 +90,7 @@ type Parameters struct {
 	// out a slow election; shorter fails fast to the client. Seed key. Default 2000ms; range 1ms..60s.
 	StateChangeTimeout Millis `yaml:"state_change_timeout"`
 	// AcquirementExpire is accepted and ignored: the seed expired a pending acquirement after this long,
-	// while a dlock waiter's deadline is its own acquire timeout (DefaultAcquireTimeout when the request
-	// gives none). Seed key. Default 500ms; must not be negative.
+	// while a dlock waiter's deadline is its own acquire timeout, which every request carries. Seed key. Default 500ms; must not be negative.
 	AcquirementExpire Millis `yaml:"acquirement_expire"`
 	// SnapshotInterval is how often Raft checks whether to snapshot (RaftTiming.SnapshotInterval). Shorter
 	// bounds disk use more tightly; each snapshot costs a full copy of the state. Default 30s;
@@ -104,9 +103,6 @@ type Parameters struct {
 	// follower that lags by fewer catches up from the log instead of a full snapshot. 0 keeps none.
 	// Default 10240 entries.
 	TrailingLogs uint64 `yaml:"trailing_logs"`
-	// DefaultAcquireTimeout is how long an acquire waits in the queue when the request names no timeout,
-	// the seed client's default. Default 2500ms; range 1ms..Limits.AcquireTimeoutMax.
-	DefaultAcquireTimeout Millis `yaml:"default_acquire_timeout"`
 }
 
 // StorageConfig says where the node keeps its data and logs. Relative paths are relative to the
@@ -193,10 +189,9 @@ func defaultParameters() Parameters {
 		StateChangeTimeout:   Millis(2000 * time.Millisecond),
 		AcquirementExpire:    Millis(500 * time.Millisecond),
 
-		SnapshotInterval:      Millis(30 * time.Second),
-		SnapshotThreshold:     8192,
-		TrailingLogs:          10240,
-		DefaultAcquireTimeout: Millis(2500 * time.Millisecond),
+		SnapshotInterval:  Millis(30 * time.Second),
+		SnapshotThreshold: 8192,
+		TrailingLogs:      10240,
 	}
 }
 

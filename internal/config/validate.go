@@ -172,11 +172,6 @@ func (c *Config) validateParameters(p *problems) {
 	if v.SnapshotThreshold < 1 {
 		p.add(pre+"snapshot_threshold", "%d below 1", v.SnapshotThreshold)
 	}
-	checkMillis(p, pre+"default_acquire_timeout", v.DefaultAcquireTimeout, acquireTimeoutMin, durationMax)
-	if v.DefaultAcquireTimeout > c.Limits.AcquireTimeoutMax {
-		p.add(pre+"default_acquire_timeout", "%s above limits.acquire_timeout_max (%s)",
-			v.DefaultAcquireTimeout, c.Limits.AcquireTimeoutMax)
-	}
 }
 
 func (c *Config) validateStorage(p *problems) {

@@ -26,9 +26,6 @@ func TestDefaultIsSingleDevelopmentNode(t *testing.T) {
 	if got, want := c.LogStorePath(), "dlock-data/raft.db"; got != want {
 		t.Errorf("Default().LogStorePath() = %q, want %q", got, want)
 	}
-	if got, want := c.Parameters.DefaultAcquireTimeout, Millis(2500*time.Millisecond); got != want {
-		t.Errorf("Default() default_acquire_timeout = %s, want %s", got, want)
-	}
 }
 
 func millis(ms int) Millis { return Millis(time.Duration(ms) * time.Millisecond) }
@@ -136,11 +133,6 @@ var parameterRows = []struct {
 		"parameters.snapshot_interval"},
 	{"snapshot_threshold 0", func(c *Config) { c.Parameters.SnapshotThreshold = 0 },
 		"parameters.snapshot_threshold"},
-	{"default_acquire_timeout 0", func(c *Config) { c.Parameters.DefaultAcquireTimeout = 0 },
-		"parameters.default_acquire_timeout"},
-	{"default_acquire_timeout above acquire_timeout_max", func(c *Config) {
-		c.Parameters.DefaultAcquireTimeout = c.Limits.AcquireTimeoutMax + 1
-	}, "parameters.default_acquire_timeout"},
 }
 
 var storageAndLimitRows = []struct {
@@ -206,7 +198,7 @@ func lowestBounds(c *Config) {
 	c.Parameters = Parameters{
 		HeartbeatInterval: millis(1), AppendEntriesTimeout: millis(1), MinWaitTimeCandidate: millis(1),
 		MaxWaitTimeCandidate: millis(1), MaxLogUnitsRecover: 1, StateChangeTimeout: millis(1),
-		SnapshotInterval: millis(5), SnapshotThreshold: 1, DefaultAcquireTimeout: millis(1),
+		SnapshotInterval: millis(5), SnapshotThreshold: 1,
 	}
 	c.Limits = Limits{
 		NameBytesMax: 1, ValueBytesMax: 1, WaitersPerLockMax: 1, LocksMax: 1, KeysMax: 1, ClientsMax: 1,
@@ -220,7 +212,6 @@ func highestBounds(c *Config) {
 		MinWaitTimeCandidate: Millis(time.Minute), MaxWaitTimeCandidate: Millis(time.Minute),
 		MaxLogUnitsRecover: 1024, StateChangeTimeout: Millis(time.Minute),
 		SnapshotInterval: Millis(24 * time.Hour), SnapshotThreshold: 1 << 63, TrailingLogs: 1 << 63,
-		DefaultAcquireTimeout: Millis(24 * time.Hour),
 	}
 	c.Limits = Limits{
 		NameBytesMax: 64 << 10, ValueBytesMax: 64 << 20, WaitersPerLockMax: 1_000_000, LocksMax: 100_000_000,

@@ -40,7 +40,8 @@ type Options struct {
 	// Clock is the monotonic clock the leader stamps cluster time with.
 	// Default time.Now; tests inject jumps.
 	Clock func() time.Time
-	// Limits are the state machine's hard ceilings. Default fsm.DefaultLimits().
+	// Limits override the state machine's limits, which otherwise come from
+	// the configuration's limits section (tests set tiny ones).
 	Limits *fsm.Limits
 }
 
@@ -103,9 +104,12 @@ func newNode(opts Options) (*Node, error) {
 	if n.clock == nil {
 		n.clock = time.Now
 	}
-	limits := fsm.DefaultLimits()
+	limits := StateLimits(opts.Config.Limits)
 	if opts.Limits != nil {
 		limits = *opts.Limits
+	}
+	if err := limits.Validate(); err != nil {
+		return nil, fmt.Errorf("dlock: state machine limits: %w", err)
 	}
 	n.replica = newReplica(limits, opts.Sink, n.clock)
 	out := opts.RaftLogOutput
@@ -309,4 +313,19 @@ func hclogLevel(l slog.Level) hclog.Level {
 	default:
 		return hclog.Error
 	}
+}
+
+// StateLimits are the state machine's limits for a configuration. Every node
+// of a cluster must have the same: the state machine checks them as it
+// applies each command.
+func StateLimits(l config.Limits) fsm.Limits {
+	fl := fsm.DefaultLimits()
+	fl.NameBytesMax = l.NameBytesMax
+	fl.OwnerBytesMax = l.NameBytesMax
+	fl.ValueBytesMax = l.ValueBytesMax
+	fl.WaitersPerLockMax = l.WaitersPerLockMax
+	fl.LocksMax = l.LocksMax
+	fl.KeysMax = l.KeysMax
+	fl.ClientsMax = l.ClientsMax
+	return fl
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	dlockv1 "github.com/dlock-raft/dlock/api/dlockv1"
+	"github.com/dlock-raft/dlock/internal/config"
 	"github.com/dlock-raft/dlock/internal/testcluster"
 )
 
@@ -265,5 +266,33 @@ func TestRetriedWritesApplyOnce(t *testing.T) {
 	_, err = cl.lock[0].Release(ctx, &dlockv1.ReleaseRequest{Name: "l", Owner: "a"})
 	if reason(err) != dlockv1.ReasonNotHeld {
 		t.Fatalf("a new release = %v, want NOT_HELD", err)
+	}
+}
+
+// A flood of waiters past limits.waiters_per_lock_max is refused with
+// ResourceExhausted; the queue keeps the waiters it had.
+func TestWaitersPastTheLimitAreRefused(t *testing.T) {
+	c := testcluster.StartInProcessWith(t, 3, func(cfg *config.Config) { cfg.Limits.WaitersPerLockMax = 2 })
+	cl := dial(t, c)
+	ctx := ctxT(t)
+	if _, err := cl.lock[0].Acquire(ctx, &dlockv1.AcquireRequest{Name: "l", Owner: "holder", TtlMs: 60000}); err != nil {
+		t.Fatal(err)
+	}
+	queued, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 2)
+	for i, owner := range []string{"w1", "w2"} {
+		go func() {
+			_, err := cl.lock[i].Acquire(queued, &dlockv1.AcquireRequest{Name: "l", Owner: owner, TtlMs: 1000, WaitMs: 60000})
+			done <- err
+		}()
+		waitWaiters(t, cl.lock[2], "l", uint32(i+1))
+	}
+	_, err := cl.lock[2].Acquire(ctx, &dlockv1.AcquireRequest{Name: "l", Owner: "w3", TtlMs: 1000, WaitMs: 60000})
+	wantErr(t, "a third waiter on a queue of two", err, codes.ResourceExhausted, dlockv1.ReasonLimit)
+	waitWaiters(t, cl.lock[1], "l", 2)
+	cancel()
+	for range 2 {
+		<-done
 	}
 }

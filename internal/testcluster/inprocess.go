@@ -30,6 +30,13 @@ type InProcess struct {
 // leader. Everything stops when the test ends.
 func StartInProcess(t testing.TB, n int) *InProcess {
 	t.Helper()
+	return StartInProcessWith(t, n, nil)
+}
+
+// StartInProcessWith is StartInProcess with every node's configuration
+// changed by edit (and validated again) before the node starts.
+func StartInProcessWith(t testing.TB, n int, edit func(*config.Config)) *InProcess {
+	t.Helper()
 	c := &InProcess{t: t}
 	host := loopbackHost()
 	peers, clis := make([]string, n), make([]string, n)
@@ -38,7 +45,14 @@ func StartInProcess(t testing.TB, n int) *InProcess {
 	}
 	base := t.TempDir()
 	for i := 0; i < n; i++ {
-		c.Configs = append(c.Configs, inProcessConfig(t, i, peers, clis, base))
+		cfg := inProcessConfig(t, i, peers, clis, base)
+		if edit != nil {
+			edit(cfg)
+			if err := cfg.Validate(); err != nil {
+				t.Fatalf("edited config for node %d: %v", i+1, err)
+			}
+		}
+		c.Configs = append(c.Configs, cfg)
 	}
 	t.Cleanup(c.stop)
 	for _, cfg := range c.Configs {
