@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	dlockv1 "github.com/dlock-raft/dlock/api/dlockv1"
+	"github.com/dlock-raft/dlock/internal/cli"
 )
 
 // devReadyTimeout bounds how long dev waits for its cluster to elect a leader.
@@ -43,7 +44,7 @@ node cleanly on Ctrl-C. Data is kept between runs; --fresh starts empty.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.nodes < 1 || o.nodes > 9 {
-				return fmt.Errorf("dlock: --nodes %d: want 1 to 9", o.nodes)
+				return cli.UsageError(fmt.Errorf("dlock: --nodes %d: want 1 to 9", o.nodes))
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()

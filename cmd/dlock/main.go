@@ -21,6 +21,15 @@ func main() {
 	}
 	root.AddCommand(serveCommand(), devCommand())
 	cli.AddClientCommands(root)
+	// Flag mistakes anywhere exit 2, like every other usage error.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cli.UsageError(err) })
+	root.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return cli.UsageError(fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath()))
+		}
+		return nil
+	}
+	root.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(cli.ExitCode(err))
