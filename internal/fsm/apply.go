@@ -56,6 +56,9 @@ func (s *State) command(c *fsmpb.Command) *fsmpb.Result {
 	}
 	cl := s.clients[c.ClientId]
 	if r := cl.lookup(c.Seq); r != nil {
+		if a := c.GetAcquire(); a != nil {
+			s.adopt(a)
+		}
 		replay := cloneResult(r)
 		replay.Replayed = true
 		return replay

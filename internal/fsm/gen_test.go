@@ -67,13 +67,13 @@ func (g *gen) command(fence uint64) *fsmpb.Command {
 	ttl, wait := 1+g.r.Int64N(60), g.r.Int64N(80)*int64(g.r.IntN(2))
 	switch g.r.IntN(12) {
 	case 0, 1, 2:
-		return acq(name, owner, ttl, wait)
+		return acqBy(name, owner, ttl, wait, g.r.Uint64N(3)) // attempt 0: a call that never withdraws
 	case 3:
 		return renew(name, owner, token*uint64(g.r.IntN(2)), ttl*int64(g.r.IntN(2)))
 	case 4:
 		return rel(name, owner, token*uint64(g.r.IntN(2)))
 	case 5:
-		return wd(name, owner)
+		return withdrawBy(name, owner, g.r.Uint64N(3)) // 0 is refused
 	case 6, 7:
 		return expire(name, token)
 	case 8:

@@ -35,9 +35,18 @@ func testLimits() Limits {
 	}
 }
 
+// callAttempt is the attempt acq and withdraw use: rows that do not care
+// about attempts read as one call per owner that acquires and withdraws.
+const callAttempt = 7
+
 func acq(name, owner string, ttl, wait int64) *fsmpb.Command {
+	return acqBy(name, owner, ttl, wait, callAttempt)
+}
+
+// acqBy is acq made by the call with the given attempt.
+func acqBy(name, owner string, ttl, wait int64, attempt uint64) *fsmpb.Command {
 	return &fsmpb.Command{Op: &fsmpb.Command_Acquire{Acquire: &fsmpb.Acquire{
-		Name: name, Owner: owner, TtlNanos: ttl, WaitNanos: wait}}}
+		Name: name, Owner: owner, TtlNanos: ttl, WaitNanos: wait, Attempt: attempt}}}
 }
 
 func renew(name, owner string, token uint64, ttl int64) *fsmpb.Command {
@@ -50,7 +59,12 @@ func rel(name, owner string, token uint64) *fsmpb.Command {
 }
 
 func wd(name, owner string) *fsmpb.Command {
-	return &fsmpb.Command{Op: &fsmpb.Command_Withdraw{Withdraw: &fsmpb.Withdraw{Name: name, Owner: owner}}}
+	return withdrawBy(name, owner, callAttempt)
+}
+
+// withdrawBy is withdraw sent by the call with the given attempt.
+func withdrawBy(name, owner string, attempt uint64) *fsmpb.Command {
+	return &fsmpb.Command{Op: &fsmpb.Command_Withdraw{Withdraw: &fsmpb.Withdraw{Name: name, Owner: owner, Attempt: attempt}}}
 }
 
 func expire(name string, token uint64) *fsmpb.Command {

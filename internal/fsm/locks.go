@@ -27,7 +27,7 @@ func (s *State) acquire(a *fsmpb.Acquire) *fsmpb.Result {
 	}
 	switch {
 	case !l.held:
-		s.grant(l, a.GetOwner(), a.GetTtlNanos())
+		s.grant(l, a.GetOwner(), a.GetTtlNanos(), 0)
 		return holdResult(fsmpb.Code_OK, l)
 	case l.hold.owner == a.GetOwner():
 		l.hold.ttl = a.GetTtlNanos()
@@ -40,7 +40,8 @@ func (s *State) acquire(a *fsmpb.Acquire) *fsmpb.Result {
 }
 
 // enqueue queues the acquirer on l, which another owner holds. A queued owner
-// keeps its place; its deadline only grows and its TTL is updated.
+// keeps its place; its deadline only grows, its TTL is updated, and the new
+// call becomes the one waiting (a Withdraw must now name its attempt).
 func (s *State) enqueue(l *lock, a *fsmpb.Acquire) *fsmpb.Result {
 	s.dropDeadWaiters(l)
 	deadline := satAdd(s.now, a.GetWaitNanos())
@@ -48,6 +49,7 @@ func (s *State) enqueue(l *lock, a *fsmpb.Acquire) *fsmpb.Result {
 		w := &l.waiters[i]
 		w.deadline = max(w.deadline, deadline)
 		w.ttl = a.GetTtlNanos()
+		w.attempt = a.GetAttempt()
 		return &fsmpb.Result{Code: fsmpb.Code_QUEUED, Position: uint32(i + 1), TtlNanos: w.ttl}
 	}
 	if len(l.waiters) >= s.limits.WaitersPerLockMax {
@@ -55,7 +57,8 @@ func (s *State) enqueue(l *lock, a *fsmpb.Acquire) *fsmpb.Result {
 	}
 	mustf(l.hold.owner != a.GetOwner(), "holder also queued: lock %q owner %q token %d",
 		l.name, a.GetOwner(), l.hold.token)
-	l.waiters = append(l.waiters, waiter{owner: a.GetOwner(), ttl: a.GetTtlNanos(), deadline: deadline, enqueued: s.now})
+	l.waiters = append(l.waiters, waiter{owner: a.GetOwner(), ttl: a.GetTtlNanos(), deadline: deadline,
+		enqueued: s.now, attempt: a.GetAttempt()})
 	s.waiters++
 	return &fsmpb.Result{Code: fsmpb.Code_QUEUED, Position: uint32(len(l.waiters)), TtlNanos: a.GetTtlNanos()}
 }
@@ -109,11 +112,14 @@ func (s *State) release(r *fsmpb.Release) *fsmpb.Result {
 	return &fsmpb.Result{Code: fsmpb.Code_OK, Token: token, NextOwner: s.end(l, EventReleased)}
 }
 
-// withdraw takes a waiter that gave up out of the queue or, if a grant raced
-// with its timeout, releases what it was granted. A lapsed hold is ended
-// first. Anything else is IGNORED.
+// withdraw is sent by a call that stopped waiting. It takes that call's
+// waiter out of the queue or, if a grant from the queue raced with its
+// timeout, releases the hold granted to it. It never touches a wait or hold
+// that belongs to another call of the same owner (another attempt, or a hold
+// granted at once): those are IGNORED. A lapsed hold is ended first.
 func (s *State) withdraw(w *fsmpb.Withdraw) *fsmpb.Result {
-	if p := firstProblem(s.checkName(w.GetName()), s.checkOwner(w.GetOwner())); p != nil {
+	if p := firstProblem(s.checkName(w.GetName()), s.checkOwner(w.GetOwner()),
+		checkSet("attempt", w.GetAttempt())); p != nil {
 		return p
 	}
 	l := s.locks[w.GetName()]
@@ -123,17 +129,37 @@ func (s *State) withdraw(w *fsmpb.Withdraw) *fsmpb.Result {
 	if s.lapsed(l) {
 		s.end(l, EventExpired)
 	}
-	if i := l.waiterIndex(w.GetOwner()); i >= 0 {
+	if i := l.waiterIndex(w.GetOwner()); i >= 0 && l.waiters[i].attempt == w.GetAttempt() {
 		l.waiters = slices.Delete(l.waiters, i, i+1)
 		s.waiters--
 		return &fsmpb.Result{Code: fsmpb.Code_OK}
 	}
-	if l.held && l.hold.owner == w.GetOwner() {
+	if l.held && l.hold.owner == w.GetOwner() && l.hold.attempt == w.GetAttempt() {
 		token := l.hold.token
 		next := s.end(l, EventReleased)
 		return &fsmpb.Result{Code: fsmpb.Code_OK, Token: token, NextOwner: next, Released: true}
 	}
-	return refuse(fsmpb.Code_IGNORED, "owner neither holds nor waits for lock %q", w.GetName())
+	return refuse(fsmpb.Code_IGNORED, "attempt %d of the owner neither waits for nor was granted lock %q",
+		w.GetAttempt(), w.GetName())
+}
+
+// adopt makes a retried Acquire's call the one waiting: the retry of a
+// queued acquire (same client id and seq) gets the remembered answer, and
+// the call that first carried it may still withdraw. Moving the attempt to
+// the retry makes that stale withdrawal IGNORED, so the retry keeps the
+// place in the queue, or the hold granted from it.
+func (s *State) adopt(a *fsmpb.Acquire) {
+	l := s.locks[a.GetName()]
+	if l == nil || a.GetAttempt() == 0 {
+		return
+	}
+	if i := l.waiterIndex(a.GetOwner()); i >= 0 {
+		l.waiters[i].attempt = a.GetAttempt()
+		return
+	}
+	if l.held && l.hold.owner == a.GetOwner() && l.hold.attempt != 0 {
+		l.hold.attempt = a.GetAttempt()
+	}
 }
 
 // expire ends the hold with the given token if it is still current and its
@@ -149,9 +175,12 @@ func (s *State) expire(e *fsmpb.Expire) *fsmpb.Result {
 	return &fsmpb.Result{Code: fsmpb.Code_OK, Token: e.GetToken(), NextOwner: s.end(l, EventExpired)}
 }
 
-func checkTokenSet(t uint64) *fsmpb.Result {
-	if t == 0 {
-		return invalid("token is 0")
+func checkTokenSet(t uint64) *fsmpb.Result { return checkSet("token", t) }
+
+// checkSet refuses a zero id where one is required.
+func checkSet(what string, v uint64) *fsmpb.Result {
+	if v == 0 {
+		return invalid("%s is 0", what)
 	}
 	return nil
 }

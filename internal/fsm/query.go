@@ -98,3 +98,14 @@ func (s *State) Expired(now int64, limit int) []LockView {
 	}
 	return out
 }
+
+// Queued reports whether owner waits in name's queue with a deadline that
+// has not passed by Now().
+func (s *State) Queued(name, owner string) bool {
+	l, ok := s.locks[name]
+	if !ok {
+		return false
+	}
+	i := l.waiterIndex(owner)
+	return i >= 0 && l.waiters[i].deadline >= s.now
+}

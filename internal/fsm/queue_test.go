@@ -171,6 +171,81 @@ var withdrawRows = []row{
 
 func TestWithdraw(t *testing.T) { runRows(t, testLimits(), withdrawRows) }
 
+// A call that gives up withdraws only what it waited for: never a hold
+// granted at once (a reentrant refresh that failed must not cut the lease
+// short), and never a wait taken over by a later call of the same owner or
+// by a retry of the same request.
+var attemptRows = []row{
+	{
+		name: "a hold granted at once is not withdrawn",
+		give: []step{at(100, acq("L", "a", 10, 0)), at(100, wd("L", "a"))},
+		want: want{res: "IGNORED", lock: "a token=1 nonce=1 ttl=10 at=100 exp=110", same: true},
+	},
+	{
+		name: "another call's withdrawal leaves the wait alone",
+		give: []step{at(100, acq("L", "a", 10, 0), acqBy("L", "b", 10, 50, 1)), at(100, withdrawBy("L", "b", 2))},
+		want: want{res: "IGNORED", lock: "a token=1 nonce=1 ttl=10 at=100 exp=110 q=b(ttl=10,dl=150)", same: true},
+	},
+	{
+		name: "a repeated acquire takes over the wait",
+		give: []step{
+			at(100, acq("L", "a", 10, 0), acqBy("L", "b", 10, 50, 1)),
+			at(101, acqBy("L", "b", 10, 50, 2)),
+			at(101, withdrawBy("L", "b", 1)),
+		},
+		want: want{res: "IGNORED", lock: "a token=1 nonce=1 ttl=10 at=100 exp=110 q=b(ttl=10,dl=151)", same: true},
+	},
+	{
+		name: "the call that took over the wait withdraws it",
+		give: []step{
+			at(100, acq("L", "a", 10, 0), acqBy("L", "b", 10, 50, 1)),
+			at(101, acqBy("L", "b", 10, 50, 2)),
+			at(102, withdrawBy("L", "b", 2)),
+		},
+		want: want{res: "OK", lock: "a token=1 nonce=1 ttl=10 at=100 exp=110"},
+	},
+	{
+		name: "a hold granted from another call's wait is not withdrawn",
+		give: []step{
+			at(100, acq("L", "a", 10, 0), acqBy("L", "b", 10, 50, 1)),
+			at(101, rel("L", "a", 0)),
+			at(101, withdrawBy("L", "b", 2)),
+		},
+		want: want{res: "IGNORED", lock: "b token=2 nonce=2 ttl=10 at=101 exp=111", same: true},
+	},
+	{
+		name: "a retried acquire adopts the wait",
+		give: []step{
+			at(100, acq("L", "a", 10, 0), as("c", 1, acqBy("L", "b", 10, 50, 1))),
+			at(101, as("c", 1, acqBy("L", "b", 10, 50, 2))),
+			at(101, withdrawBy("L", "b", 1)),
+		},
+		want: want{
+			res:    "IGNORED",
+			lock:   "a token=1 nonce=1 ttl=10 at=100 exp=110 q=b(ttl=10,dl=150)",
+			client: "c@100:1=QUEUED",
+			same:   true,
+		},
+	},
+	{
+		name: "a retried acquire adopts the hold granted from its wait",
+		give: []step{
+			at(100, acq("L", "a", 10, 0), as("c", 1, acqBy("L", "b", 10, 50, 1))),
+			at(101, rel("L", "a", 0)),
+			at(102, as("c", 1, acqBy("L", "b", 10, 50, 2))),
+			at(103, withdrawBy("L", "b", 1), withdrawBy("L", "b", 2)),
+		},
+		want: want{
+			res:    "IGNORED; OK token=2 released=true",
+			events: "released L b token=2 nonce=2 ttl=10 acq=101",
+			lock:   "free nonce=2 released=103",
+			client: "c@100:1=QUEUED",
+		},
+	},
+}
+
+func TestWithdrawAttempts(t *testing.T) { runRows(t, testLimits(), attemptRows) }
+
 // "Acquire by the current owner returns the same token and refreshes the
 // lease (this is also what makes a retried Acquire safe)."
 var reentrancyRows = []row{

@@ -95,7 +95,8 @@ func (b *rebuilder) lock(r *fsmpb.LockRecord) error {
 	if h := r.GetHold(); h != nil {
 		l.held = true
 		l.hold = hold{owner: h.GetOwner(), token: h.GetToken(), ttl: h.GetTtlNanos(),
-			granted: h.GetGrantedNanos(), expires: h.GetExpiresNanos(), acquiredUnix: h.GetAcquiredUnixNanos()}
+			granted: h.GetGrantedNanos(), expires: h.GetExpiresNanos(), acquiredUnix: h.GetAcquiredUnixNanos(),
+			attempt: h.GetAttempt()}
 		l.expiryAt = len(s.expiry.items)
 		s.expiry.items = append(s.expiry.items, l)
 	} else {
@@ -107,7 +108,7 @@ func (b *rebuilder) lock(r *fsmpb.LockRecord) error {
 			return corrupt("lock %q has a nil waiter", l.name)
 		}
 		l.waiters = append(l.waiters, waiter{owner: w.GetOwner(), ttl: w.GetTtlNanos(),
-			deadline: w.GetDeadlineNanos(), enqueued: w.GetEnqueuedNanos()})
+			deadline: w.GetDeadlineNanos(), enqueued: w.GetEnqueuedNanos(), attempt: w.GetAttempt()})
 	}
 	s.waiters += len(l.waiters)
 	s.locks[l.name] = l

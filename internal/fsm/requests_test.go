@@ -38,6 +38,7 @@ var validationRows = []row{
 	refused("release with an owner over the limit", rel("L", "a23456789", 0), "LIMIT"),
 	refused("withdraw with an empty name", wd("", "a"), "INVALID"),
 	refused("withdraw with an empty owner", wd("L", ""), "INVALID"),
+	refused("withdraw without an attempt", withdrawBy("L", "a", 0), "INVALID"),
 	refused("expire with an empty name", expire("", 1), "INVALID"),
 	refused("expire with token 0", expire("L", 0), "INVALID"),
 	refused("expire with a name over the limit", expire("L23456789", 1), "LIMIT"),

@@ -86,13 +86,13 @@ func lockRecord(l *lock) *fsmpb.SnapshotRecord {
 	if l.held {
 		h := l.hold
 		r.Hold = &fsmpb.Hold{Owner: h.owner, Token: h.token, TtlNanos: h.ttl,
-			GrantedNanos: h.granted, ExpiresNanos: h.expires, AcquiredUnixNanos: h.acquiredUnix}
+			GrantedNanos: h.granted, ExpiresNanos: h.expires, AcquiredUnixNanos: h.acquiredUnix, Attempt: h.attempt}
 	}
 	if len(l.waiters) > 0 {
 		r.Waiters = make([]*fsmpb.Waiter, len(l.waiters))
 		for i, w := range l.waiters {
 			r.Waiters[i] = &fsmpb.Waiter{Owner: w.owner, TtlNanos: w.ttl,
-				DeadlineNanos: w.deadline, EnqueuedNanos: w.enqueued}
+				DeadlineNanos: w.deadline, EnqueuedNanos: w.enqueued, Attempt: w.attempt}
 		}
 	}
 	return &fsmpb.SnapshotRecord{Rec: &fsmpb.SnapshotRecord_Lock{Lock: r}}

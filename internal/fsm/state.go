@@ -59,7 +59,8 @@ type hold struct {
 	ttl          int64
 	granted      int64
 	expires      int64
-	acquiredUnix int64 // the granting entry's wall clock, for display only
+	acquiredUnix int64  // the granting entry's wall clock, for display only
+	attempt      uint64 // the waiting call it was granted to from the queue; 0 if granted at once
 }
 
 // waiter is one queued Acquire. A waiter whose deadline < now is dead: it is
@@ -69,6 +70,7 @@ type waiter struct {
 	ttl      int64 // the TTL it will be granted with
 	deadline int64
 	enqueued int64
+	attempt  uint64 // the call waiting for it; a Withdraw must name it
 }
 
 // client is one idempotency table entry.

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -16,8 +17,12 @@ import (
 // leader is base + clock elapsed since start, so it never follows a wall
 // clock jump and stands still between leaders.
 type leaderState struct {
-	mu      sync.Mutex
-	term    uint64
+	mu sync.Mutex
+	// epoch counts leadership changes (resets). Leader duties write the
+	// fields below only for the epoch they were started in: a cancelled
+	// duty from an earlier leadership may still be running, and must not
+	// overwrite a newer leader's state or revive a laid-down one.
+	epoch   uint64
 	stamped bool // base and start are set: this leader may stamp entries
 	ready   bool // its LeaderStart is applied: it serves clients
 	base    int64
@@ -30,10 +35,35 @@ func (l *leaderState) snapshot() (stamped, ready bool, base int64, start time.Ti
 	return l.stamped, l.ready, l.base, l.start
 }
 
-func (l *leaderState) reset() {
+// reset lays leadership down and starts a new epoch, which it returns.
+func (l *leaderState) reset() uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.stamped, l.ready = false, false
+	l.epoch++
+	return l.epoch
+}
+
+// stamp starts cluster time at base as of start, if epoch is current.
+func (l *leaderState) stamp(epoch uint64, base int64, start time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.epoch != epoch {
+		return false
+	}
+	l.base, l.start, l.stamped = base, start, true
+	return true
+}
+
+// serve marks the leader ready to serve, if epoch is current.
+func (l *leaderState) serve(epoch uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.epoch != epoch || !l.stamped {
+		return false
+	}
+	l.ready = true
+	return true
 }
 
 // leaderClusterNow returns cluster time by this leader's clock, and false
@@ -53,16 +83,17 @@ func (n *Node) isReady() bool {
 }
 
 // watchLeadership takes up and lays down the leader's duties as Raft
-// reports leadership changes.
+// reports leadership changes. It cancels old duties without waiting for
+// them (they may be blocked on a Raft future); the epoch fences them off.
 func (n *Node) watchLeadership() {
-	defer n.wg.Done()
+	defer n.workers.Done()
 	var stopDuties context.CancelFunc
-	layDown := func() {
+	layDown := func() uint64 {
 		if stopDuties != nil {
 			stopDuties()
 			stopDuties = nil
 		}
-		n.lead.reset()
+		return n.lead.reset()
 	}
 	defer layDown()
 	for {
@@ -70,22 +101,22 @@ func (n *Node) watchLeadership() {
 		case <-n.stop:
 			return
 		case isLeader := <-n.raft.LeaderCh():
-			layDown()
+			epoch := layDown()
 			if isLeader {
 				ctx, cancel := context.WithCancel(context.Background())
 				stopDuties = cancel
-				n.wg.Add(1)
-				go n.leaderDuties(ctx)
+				n.workers.Add(1)
+				go n.leaderDuties(ctx, epoch)
 			}
 		}
 	}
 }
 
-// leaderDuties runs while this node leads: it takes over cluster time,
-// commits LeaderStart, then expires leases until ctx ends.
-func (n *Node) leaderDuties(ctx context.Context) {
-	defer n.wg.Done()
-	for !n.takeOver(ctx) {
+// leaderDuties runs while this node leads in epoch: it takes over cluster
+// time, commits LeaderStart, then expires leases until ctx ends.
+func (n *Node) leaderDuties(ctx context.Context, epoch uint64) {
+	defer n.workers.Done()
+	for !n.takeOver(ctx, epoch) {
 		select {
 		case <-ctx.Done():
 			return
@@ -97,9 +128,10 @@ func (n *Node) leaderDuties(ctx context.Context) {
 
 // takeOver applies the whole log (Barrier), starts cluster time from the
 // last applied entry's, and commits LeaderStart, which re-arms every lease.
-// Only then does the node serve.
-func (n *Node) takeOver(ctx context.Context) bool {
-	if n.raft.State() != raft.Leader {
+// Only then does the node serve. It changes leader state only while epoch
+// is current, so a takeOver outliving its leadership changes nothing.
+func (n *Node) takeOver(ctx context.Context, epoch uint64) bool {
+	if ctx.Err() != nil || n.raft.State() != raft.Leader {
 		return false
 	}
 	if err := n.raft.Barrier(n.timing.ApplyTimeout).Error(); err != nil {
@@ -108,18 +140,19 @@ func (n *Node) takeOver(ctx context.Context) bool {
 	}
 	var base int64
 	n.replica.view(func(s *fsm.State) { base = s.Now() })
-	n.lead.mu.Lock()
-	n.lead.term = n.raft.CurrentTerm()
-	n.lead.base, n.lead.start, n.lead.stamped = base, n.clock(), true
-	n.lead.mu.Unlock()
-	cmd := &fsmpb.Command{Op: &fsmpb.Command_LeaderStart{LeaderStart: &fsmpb.LeaderStart{LeaderId: n.cfg.ID.SelfID}}}
-	if _, _, err := n.proposeLocal(ctx, []*fsmpb.Command{cmd}, true); err != nil {
-		n.log.Warn("leader start failed", "err", err)
+	if !n.lead.stamp(epoch, base, n.clock()) {
 		return false
 	}
-	n.lead.mu.Lock()
-	n.lead.ready = n.lead.stamped
-	n.lead.mu.Unlock()
+	cmd := &fsmpb.Command{Op: &fsmpb.Command_LeaderStart{LeaderStart: &fsmpb.LeaderStart{LeaderId: n.cfg.ID.SelfID}}}
+	if _, _, err := n.proposeLocal(ctx, []*fsmpb.Command{cmd}, true); err != nil {
+		if ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+			n.log.Warn("leader start failed", "err", err)
+		}
+		return false
+	}
+	if !n.lead.serve(epoch) {
+		return false
+	}
 	n.log.Info("leading", "term", n.raft.CurrentTerm(), "cluster_time", time.Duration(base))
 	return true
 }
@@ -154,7 +187,7 @@ func (n *Node) expireLeases(ctx context.Context) {
 			}
 		})
 		if len(cmds) > 0 {
-			if _, _, err := n.proposeLocal(ctx, cmds, false); err != nil && ctx.Err() == nil {
+			if _, _, err := n.proposeLocal(ctx, cmds, false); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
 				n.log.Warn("expire leases failed", "err", err, "holds", len(cmds))
 			}
 		}

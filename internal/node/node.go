@@ -64,6 +64,12 @@ type Node struct {
 	lead      leaderState
 	proposals chan *proposal
 	stop      chan struct{}
+	// workers counts the goroutines that wait on Raft futures (batcher,
+	// responder, leadership watcher, leader duties). Close drains them
+	// while Raft still runs, because Raft's Shutdown leaves some futures
+	// unanswered (hashicorp/raft#498).
+	workers sync.WaitGroup
+	// wg counts the peer server's goroutine, which ends when it stops.
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
@@ -223,18 +229,21 @@ func (n *Node) bootstrapIfNew(rc *raft.Config, logs raft.LogStore, snaps raft.Sn
 func (n *Node) start() error {
 	n.peerSrv = grpc.NewServer()
 	peerpb.RegisterPeerServer(n.peerSrv, &peerService{n: n})
-	n.wg.Add(3)
+	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		_ = n.peerSrv.Serve(n.mux.peer)
 	}()
+	n.workers.Add(2)
 	go n.runBatcher()
 	go n.watchLeadership()
 	return nil
 }
 
-// Close stops the node at once: Raft shuts down (an in-flight write may or
-// may not commit), listeners close, goroutines end. Idempotent.
+// Close stops the node at once: it takes no new proposals, and callers
+// waiting on one return ErrClosed (an in-flight write may or may not
+// commit); Raft shuts down, listeners close, goroutines end. Close returns
+// within about 2x the apply timeout. Idempotent; the node cannot be reused.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() { n.closeErr = n.shutdown() })
 	return n.closeErr
@@ -242,6 +251,7 @@ func (n *Node) Close() error {
 
 func (n *Node) shutdown() error {
 	close(n.stop)
+	n.drainWorkers()
 	var errs []error
 	if n.raft != nil {
 		if err := n.raft.Shutdown().Error(); err != nil {
@@ -266,6 +276,29 @@ func (n *Node) shutdown() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// drainWorkers waits, after n.stop closed and before Raft shuts down, for
+// the goroutines that wait on Raft futures. While Raft runs, every future
+// is answered (applied, or failed on lost leadership or timeout); after
+// Shutdown some never are, and a worker waiting on one would block forever.
+func (n *Node) drainWorkers() {
+	done := make(chan struct{})
+	go func() {
+		n.workers.Wait()
+		close(done)
+	}()
+	wait := 2 * n.timing.ApplyTimeout
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		// Raft should have answered every future by now. Shutting down
+		// anyway may strand the late workers (and the waiter above), but
+		// a Close that never returns would strand the whole process.
+		n.log.Warn("node workers still running at shutdown; closing anyway", "waited", wait)
+	}
 }
 
 // Shutdown hands leadership to another voter if this node leads, then

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -231,5 +232,62 @@ func TestRestartFromSnapshotAndLog(t *testing.T) {
 	}
 	if keys != 60 {
 		t.Fatalf("restarted node has %d keys, want 60", keys)
+	}
+}
+
+// Close returns promptly while many callers propose on a busy leader, and
+// every caller then returns, with ErrClosed if its write did not finish.
+// Before Close drained the proposal pipeline, Raft's shutdown left futures
+// in its apply buffer unanswered and Close hung within a few rounds.
+func TestCloseUnderLoadReturns(t *testing.T) {
+	const rounds, proposers, closeMax = 5, 64, 10 * time.Second
+	for round := 1; round <= rounds; round++ {
+		c := newCluster(t, 1)
+		nd := c.nodes[c.leader()]
+		ctx := ctxT(t)
+		errs := make(chan error, proposers)
+		for i := 0; i < proposers; i++ {
+			go func(i int) {
+				for j := 0; ; j++ {
+					_, _, err := nd.Propose(ctx, []*fsmpb.Command{put(fmt.Sprint("k", i), fmt.Sprint(j))})
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}(i)
+		}
+		waitApplied(t, nd, 500)
+		c.nodes[0] = nil // the cleanup must not wait on a hung Close
+		closed := make(chan error, 1)
+		go func() { closed <- nd.Close() }()
+		select {
+		case err := <-closed:
+			if err != nil {
+				t.Fatalf("round %d: Close = %v, want nil", round, err)
+			}
+		case <-time.After(closeMax):
+			t.Fatalf("round %d: Close still blocked after %v with %d proposers, want it to return", round, closeMax, proposers)
+		}
+		for i := 0; i < proposers; i++ {
+			select {
+			case err := <-errs:
+				if !errors.Is(err, ErrClosed) {
+					t.Fatalf("round %d: proposer ended with %v, want ErrClosed", round, err)
+				}
+			case <-time.After(closeMax):
+				t.Fatalf("round %d: %d of %d proposers still blocked %v after Close, want all to return ErrClosed", round, proposers-i, proposers, closeMax)
+			}
+		}
+	}
+}
+
+// waitApplied waits until nd has applied index, so that load is underway.
+func waitApplied(t *testing.T, nd *Node, index uint64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := nd.WaitApplied(ctx, index); err != nil {
+		t.Fatalf("wait for load: %v", err)
 	}
 }

@@ -28,14 +28,31 @@ var (
 	errNotLeader = errors.New("dlock: not the leader")
 )
 
-// batchCommandsMax caps the commands grouped into one Raft entry.
-const batchCommandsMax = 512
+// Caps on the proposals grouped into one Raft entry. A batch holds at least
+// one proposal, whatever its size: the state machine's limits bound that.
+const (
+	// batchCommandsMax caps the commands in one entry.
+	batchCommandsMax = 512
+	// batchBytesMax caps the encoded commands in one entry, so that an
+	// entry of large values still crosses the peer transport well within
+	// its I/O timeout instead of timing out on every retry.
+	batchBytesMax = 1 << 20
+)
 
 // proposal is one caller's commands waiting to be batched into an entry.
 type proposal struct {
 	cmds     []*fsmpb.Command
+	bytes    int  // encoded size of cmds, for batchBytesMax
 	internal bool // LeaderStart: allowed before the leader is ready
 	done     chan proposalResult
+}
+
+func newProposal(cmds []*fsmpb.Command, internal bool) *proposal {
+	p := &proposal{cmds: cmds, internal: internal, done: make(chan proposalResult, 1)}
+	for _, c := range cmds {
+		p.bytes += proto.Size(c)
+	}
+	return p
 }
 
 type proposalResult struct {
@@ -121,9 +138,14 @@ func (n *Node) leaderAddress() (string, bool) {
 }
 
 // proposeLocal hands commands to the batcher on this leader and waits for
-// their results.
+// their results. It returns ErrClosed as soon as the node closes.
 func (n *Node) proposeLocal(ctx context.Context, cmds []*fsmpb.Command, internal bool) ([]*fsmpb.Result, uint64, error) {
-	p := &proposal{cmds: cmds, internal: internal, done: make(chan proposalResult, 1)}
+	// Checked first because a select picks at random among ready cases,
+	// and a closing node must not take new proposals.
+	if n.closing() {
+		return nil, 0, ErrClosed
+	}
+	p := newProposal(cmds, internal)
 	select {
 	case n.proposals <- p:
 	case <-ctx.Done():
@@ -150,42 +172,74 @@ type inflight struct {
 
 // runBatcher groups waiting proposals into one Raft entry, stamped with
 // cluster time, and hands the entry to a responder so that the next batch
-// can be proposed while this one commits.
+// can be proposed while this one commits. It stops when the node closes;
+// the callers of proposals it leaves return ErrClosed on their own.
 func (n *Node) runBatcher() {
-	defer n.wg.Done()
+	defer n.workers.Done()
 	pending := make(chan inflight, 64)
-	n.wg.Add(1)
+	n.workers.Add(1)
 	go n.runResponder(pending)
 	defer close(pending)
+	var next *proposal
 	for {
-		var first *proposal
-		select {
-		case <-n.stop:
-			return
-		case first = <-n.proposals:
+		first := next
+		if first == nil {
+			select {
+			case <-n.stop:
+				return
+			case first = <-n.proposals:
+			}
 		}
-		batch := n.gather(first)
-		if f, ok := n.submit(batch); ok {
-			pending <- inflight{future: f, props: batch}
+		if n.closing() {
+			return
+		}
+		var batch []*proposal
+		batch, next = n.gather(first)
+		f, ok := n.submit(batch)
+		if !ok {
+			continue
+		}
+		select {
+		case pending <- inflight{future: f, props: batch}:
+		case <-n.stop:
+			// Nobody waits for this entry now; Raft answers its future
+			// unheard. Blocking here would stall Close.
+			return
 		}
 	}
 }
 
-// gather takes the first proposal and every other one already waiting, up
-// to batchCommandsMax commands.
-func (n *Node) gather(first *proposal) []*proposal {
-	batch := []*proposal{first}
-	count := len(first.cmds)
-	for count < batchCommandsMax {
+// closing reports whether Close has begun.
+func (n *Node) closing() bool {
+	select {
+	case <-n.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// gather takes the first proposal and each other one already waiting
+// while the batch stays within batchCommandsMax and batchBytesMax; the
+// first is taken even if it alone exceeds them. A waiting proposal that
+// does not fit is returned as next, to start the next batch, so no entry
+// grows past the caps and proposals keep their order.
+func (n *Node) gather(first *proposal) (batch []*proposal, next *proposal) {
+	batch = []*proposal{first}
+	count, size := len(first.cmds), first.bytes
+	for count < batchCommandsMax && size < batchBytesMax {
 		select {
 		case p := <-n.proposals:
+			if count+len(p.cmds) > batchCommandsMax || size+p.bytes > batchBytesMax {
+				return batch, p
+			}
 			batch = append(batch, p)
-			count += len(p.cmds)
+			count, size = count+len(p.cmds), size+p.bytes
 		default:
-			return batch
+			return batch, nil
 		}
 	}
-	return batch
+	return batch, nil
 }
 
 // submit stamps and encodes the batch and starts its Raft apply. Proposals
@@ -216,7 +270,7 @@ func (n *Node) submit(batch []*proposal) (raft.ApplyFuture, bool) {
 // runResponder waits for each entry in order and splits its results among
 // the proposals it carried.
 func (n *Node) runResponder(pending <-chan inflight) {
-	defer n.wg.Done()
+	defer n.workers.Done()
 	for in := range pending {
 		props := in.props
 		if err := in.future.Error(); err != nil {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"math/rand/v2"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -33,15 +34,19 @@ func (s lockService) Acquire(ctx context.Context, req *dlockv1.AcquireRequest) (
 	// A caller that may be in the queue and leaves without a grant (its wait
 	// ended, it went away, or the outcome of its acquire is unknown) is
 	// withdrawn, so nobody is granted a lock on behalf of a gone waiter.
+	// The withdrawal names this call's attempt, so it never touches a wait
+	// or hold of another call of the same owner.
 	mayBeQueued := req.WaitMs > 0
+	attempt := newAttempt()
 	defer func() {
 		if err != nil && mayBeQueued {
-			s.withdraw(req.Name, req.Owner)
+			s.withdraw(req.Name, req.Owner, attempt)
 		}
 	}()
 	id, seq := header(req.Header)
 	cmd := &fsmpb.Command{ClientId: id, Seq: seq, Op: &fsmpb.Command_Acquire{Acquire: &fsmpb.Acquire{
 		Name: req.Name, Owner: req.Owner, TtlNanos: int64(ms(req.TtlMs)), WaitNanos: int64(ms(req.WaitMs)),
+		Attempt: attempt,
 	}}}
 	res, idx, err := s.propose1(ctx, cmd)
 	if err != nil {
@@ -103,8 +108,15 @@ func (s *Server) awaitGrant(ctx context.Context, req *dlockv1.AcquireRequest, gr
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	for {
-		if resp, ok := s.heldBy(req.Name, req.Owner); ok {
+		resp, held, queued := s.waitState(req.Name, req.Owner)
+		if held {
 			return resp, nil
+		}
+		if !queued {
+			// Granted and already released or expired, or withdrawn by an
+			// earlier attempt of this request: nothing left to wait for.
+			return nil, statusError(codes.DeadlineExceeded, dlockv1.ReasonWaitTimeout,
+				"dlock: lock "+quote(req.Name)+": this owner is no longer queued")
 		}
 		select {
 		case <-granted:
@@ -120,19 +132,38 @@ func (s *Server) awaitGrant(ctx context.Context, req *dlockv1.AcquireRequest, gr
 
 // heldBy reports the hold if owner holds name on this node's state.
 func (s *Server) heldBy(name, owner string) (*dlockv1.AcquireResponse, bool) {
-	var v fsm.LockView
-	var ok bool
-	_ = s.node.Read(context.Background(), true, func(st *fsm.State) { v, ok = st.Lock(name) })
-	if !ok || !v.Held || v.Owner != owner {
-		return nil, false
-	}
-	return acquireResponse(v.Token, v.Nonce, v.TTL, v.AcquiredUnixNanos), true
+	resp, held, _ := s.waitState(name, owner)
+	return resp, held
 }
 
-func (s *Server) withdraw(name, owner string) {
+// waitState reads, on this node's state, whether owner holds name (and the
+// hold) and whether it waits in name's queue.
+func (s *Server) waitState(name, owner string) (resp *dlockv1.AcquireResponse, held, queued bool) {
+	var v fsm.LockView
+	var ok bool
+	_ = s.node.Read(context.Background(), true, func(st *fsm.State) {
+		v, ok = st.Lock(name)
+		queued = st.Queued(name, owner)
+	})
+	if !ok || !v.Held || v.Owner != owner {
+		return nil, false, queued
+	}
+	return acquireResponse(v.Token, v.Nonce, v.TTL, v.AcquiredUnixNanos), true, false
+}
+
+// newAttempt returns a random, non-zero id for one Acquire call.
+func newAttempt() uint64 {
+	for {
+		if a := rand.Uint64(); a != 0 {
+			return a
+		}
+	}
+}
+
+func (s *Server) withdraw(name, owner string, attempt uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), withdrawTimeout)
 	defer cancel()
-	cmd := &fsmpb.Command{Op: &fsmpb.Command_Withdraw{Withdraw: &fsmpb.Withdraw{Name: name, Owner: owner}}}
+	cmd := &fsmpb.Command{Op: &fsmpb.Command_Withdraw{Withdraw: &fsmpb.Withdraw{Name: name, Owner: owner, Attempt: attempt}}}
 	if _, _, err := s.node.Propose(ctx, []*fsmpb.Command{cmd}); err != nil {
 		// The waiter's deadline is in the replicated queue too: it is never
 		// granted past it, even if this withdrawal is lost.

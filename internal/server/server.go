@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -107,23 +108,33 @@ func (s *Server) writeCtx(ctx context.Context) (context.Context, context.CancelF
 
 // propose1 commits one command and returns its result.
 func (s *Server) propose1(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, uint64, error) {
-	ctx, cancel := s.writeCtx(ctx)
+	wctx, cancel := s.writeCtx(ctx)
 	defer cancel()
-	res, idx, err := s.node.Propose(ctx, []*fsmpb.Command{cmd})
+	res, idx, err := s.node.Propose(wctx, []*fsmpb.Command{cmd})
 	if err != nil {
-		return nil, 0, nodeError(err)
+		return nil, 0, boundedError(ctx, err)
 	}
 	return res[0], idx, nil
 }
 
 // read runs fn on a linearizable (or, if stale, local) view of the state.
 func (s *Server) read(ctx context.Context, stale bool, fn func(st *fsm.State)) error {
-	ctx, cancel := s.writeCtx(ctx)
+	wctx, cancel := s.writeCtx(ctx)
 	defer cancel()
-	if err := s.node.Read(ctx, stale, fn); err != nil {
-		return nodeError(err)
+	if err := s.node.Read(wctx, stale, fn); err != nil {
+		return boundedError(ctx, err)
 	}
 	return nil
+}
+
+// boundedError maps a failure under the write timeout. If the caller's own
+// context is still alive, the node gave up (no leader in time): the caller
+// may retry, elsewhere or later, so it is Unavailable, not a deadline.
+func boundedError(caller context.Context, err error) error {
+	if caller.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return statusError(codes.Unavailable, dlockv1.ReasonNoLeader, "dlock: "+err.Error())
+	}
+	return nodeError(err)
 }
 
 func header(h *dlockv1.RequestHeader) (string, uint64) {

@@ -296,3 +296,64 @@ func TestWaitersPastTheLimitAreRefused(t *testing.T) {
 		<-done
 	}
 }
+
+// An owner's refresh (a repeated acquire) that fails never releases the
+// hold it already has: the lock is not handed to the next waiter early.
+func TestFailedRefreshKeepsTheHold(t *testing.T) {
+	c := testcluster.StartInProcess(t, 3)
+	cl := dial(t, c)
+	ctx := ctxT(t)
+	first, err := cl.lock[0].Acquire(ctx, &dlockv1.AcquireRequest{Name: "l", Owner: "o", TtlMs: 60000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan error, 1)
+	go func() {
+		_, err := cl.lock[1].Acquire(ctx, &dlockv1.AcquireRequest{Name: "l", Owner: "next", TtlMs: 1000, WaitMs: 20000})
+		waiting <- err
+	}()
+	waitWaiters(t, cl.lock[2], "l", 1)
+	for i := range 20 {
+		short, cancel := context.WithTimeout(ctx, time.Duration(200+100*i)*time.Microsecond)
+		_, _ = cl.lock[i%3].Acquire(short, &dlockv1.AcquireRequest{Name: "l", Owner: "o", TtlMs: 60000, WaitMs: 5000})
+		cancel()
+	}
+	for i := range 3 {
+		q, err := cl.lock[i].Query(ctx, &dlockv1.QueryRequest{Name: "l"})
+		if err != nil || q.Lock.Owner != "o" || q.Lock.Token != first.Token {
+			t.Fatalf("after failed refreshes node %d reports %v, %v; want still held by o with token %d", i+1, q, err, first.Token)
+		}
+	}
+	if _, err := cl.lock[0].Release(ctx, &dlockv1.ReleaseRequest{Name: "l", Owner: "o"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waiting; err != nil {
+		t.Fatalf("the waiter was not granted the lock after its release: %v", err)
+	}
+}
+
+// A retried acquire whose first attempt's wait was withdrawn does not sit
+// out its whole wait: it is told at once that it is no longer queued.
+func TestRetryOfAWithdrawnWaitEndsAtOnce(t *testing.T) {
+	c := testcluster.StartInProcess(t, 3)
+	cl := dial(t, c)
+	ctx := ctxT(t)
+	if _, err := cl.lock[0].Acquire(ctx, &dlockv1.AcquireRequest{Name: "l", Owner: "holder", TtlMs: 60000}); err != nil {
+		t.Fatal(err)
+	}
+	req := &dlockv1.AcquireRequest{Header: &dlockv1.RequestHeader{ClientId: "c", Seq: 9}, Name: "l", Owner: "o", TtlMs: 1000, WaitMs: 60000}
+	gone, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := cl.lock[1].Acquire(gone, req)
+		done <- err
+	}()
+	waitWaiters(t, cl.lock[2], "l", 1)
+	cancel()
+	<-done
+	waitWaiters(t, cl.lock[2], "l", 0)
+	retry, cancelRetry := context.WithTimeout(ctx, 20*time.Second)
+	defer cancelRetry()
+	_, err := cl.lock[2].Acquire(retry, req)
+	wantErr(t, "retry of a withdrawn wait", err, codes.DeadlineExceeded, dlockv1.ReasonWaitTimeout)
+}

@@ -373,7 +373,12 @@ type Acquire struct {
 	Owner    string                 `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
 	TtlNanos int64                  `protobuf:"varint,3,opt,name=ttl_nanos,json=ttlNanos,proto3" json:"ttl_nanos,omitempty"`
 	// wait_nanos is how long the owner may wait in the queue; 0: do not queue.
-	WaitNanos     int64 `protobuf:"varint,4,opt,name=wait_nanos,json=waitNanos,proto3" json:"wait_nanos,omitempty"`
+	WaitNanos int64 `protobuf:"varint,4,opt,name=wait_nanos,json=waitNanos,proto3" json:"wait_nanos,omitempty"`
+	// attempt identifies the server-side call that waits for this acquire. A
+	// Withdraw names it, so a call that gives up withdraws only its own wait
+	// (or the hold granted from it), never one made by another call of the
+	// same owner. 0: a call that will not withdraw.
+	Attempt       uint64 `protobuf:"varint,5,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -432,6 +437,13 @@ func (x *Acquire) GetTtlNanos() int64 {
 func (x *Acquire) GetWaitNanos() int64 {
 	if x != nil {
 		return x.WaitNanos
+	}
+	return 0
+}
+
+func (x *Acquire) GetAttempt() uint64 {
+	if x != nil {
+		return x.Attempt
 	}
 	return 0
 }
@@ -568,9 +580,11 @@ func (x *Release) GetToken() uint64 {
 // Withdraw is sent when a waiter gives up: it leaves the queue, or, if a grant
 // raced with its timeout, the lock it was just granted is released.
 type Withdraw struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Owner         string                 `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Owner string                 `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	// attempt is the Acquire's attempt (not 0).
+	Attempt       uint64 `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -617,6 +631,13 @@ func (x *Withdraw) GetOwner() string {
 		return x.Owner
 	}
 	return ""
+}
+
+func (x *Withdraw) GetAttempt() uint64 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
 }
 
 // Expire is proposed by the leader when a lease has passed on its clock. It
@@ -1239,8 +1260,11 @@ type Hold struct {
 	GrantedNanos      int64                  `protobuf:"varint,4,opt,name=granted_nanos,json=grantedNanos,proto3" json:"granted_nanos,omitempty"`
 	ExpiresNanos      int64                  `protobuf:"varint,5,opt,name=expires_nanos,json=expiresNanos,proto3" json:"expires_nanos,omitempty"`
 	AcquiredUnixNanos int64                  `protobuf:"varint,6,opt,name=acquired_unix_nanos,json=acquiredUnixNanos,proto3" json:"acquired_unix_nanos,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// attempt is the attempt of the queued Acquire this hold was granted
+	// from; 0 for a hold granted at once.
+	Attempt       uint64 `protobuf:"varint,7,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Hold) Reset() {
@@ -1315,12 +1339,20 @@ func (x *Hold) GetAcquiredUnixNanos() int64 {
 	return 0
 }
 
+func (x *Hold) GetAttempt() uint64 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
 type Waiter struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Owner         string                 `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
 	TtlNanos      int64                  `protobuf:"varint,2,opt,name=ttl_nanos,json=ttlNanos,proto3" json:"ttl_nanos,omitempty"`
 	DeadlineNanos int64                  `protobuf:"varint,3,opt,name=deadline_nanos,json=deadlineNanos,proto3" json:"deadline_nanos,omitempty"`
 	EnqueuedNanos int64                  `protobuf:"varint,4,opt,name=enqueued_nanos,json=enqueuedNanos,proto3" json:"enqueued_nanos,omitempty"`
+	Attempt       uint64                 `protobuf:"varint,5,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1379,6 +1411,13 @@ func (x *Waiter) GetDeadlineNanos() int64 {
 func (x *Waiter) GetEnqueuedNanos() int64 {
 	if x != nil {
 		return x.EnqueuedNanos
+	}
+	return 0
+}
+
+func (x *Waiter) GetAttempt() uint64 {
+	if x != nil {
+		return x.Attempt
 	}
 	return 0
 }
@@ -1568,13 +1607,14 @@ const file_internal_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\fleader_start\x18\x0f \x01(\v2\x19.dlock.fsm.v1.LeaderStartH\x00R\vleaderStart\x12%\n" +
 	"\x03put\x18\x10 \x01(\v2\x11.dlock.fsm.v1.PutH\x00R\x03put\x12.\n" +
 	"\x06delete\x18\x11 \x01(\v2\x14.dlock.fsm.v1.DeleteH\x00R\x06deleteB\x04\n" +
-	"\x02op\"o\n" +
+	"\x02op\"\x89\x01\n" +
 	"\aAcquire\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x1b\n" +
 	"\tttl_nanos\x18\x03 \x01(\x03R\bttlNanos\x12\x1d\n" +
 	"\n" +
-	"wait_nanos\x18\x04 \x01(\x03R\twaitNanos\"d\n" +
+	"wait_nanos\x18\x04 \x01(\x03R\twaitNanos\x12\x18\n" +
+	"\aattempt\x18\x05 \x01(\x04R\aattempt\"d\n" +
 	"\x05Renew\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x14\n" +
@@ -1583,10 +1623,11 @@ const file_internal_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\aRelease\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x14\n" +
-	"\x05token\x18\x03 \x01(\x04R\x05token\"4\n" +
+	"\x05token\x18\x03 \x01(\x04R\x05token\"N\n" +
 	"\bWithdraw\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05owner\x18\x02 \x01(\tR\x05owner\"2\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x18\n" +
+	"\aattempt\x18\x03 \x01(\x04R\aattempt\"2\n" +
 	"\x06Expire\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\x04R\x05token\"*\n" +
@@ -1631,19 +1672,21 @@ const file_internal_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x04hold\x18\x02 \x01(\v2\x12.dlock.fsm.v1.HoldR\x04hold\x12\x14\n" +
 	"\x05nonce\x18\x03 \x01(\x04R\x05nonce\x12.\n" +
 	"\awaiters\x18\x04 \x03(\v2\x14.dlock.fsm.v1.WaiterR\awaiters\x12%\n" +
-	"\x0ereleased_nanos\x18\x05 \x01(\x03R\rreleasedNanos\"\xc9\x01\n" +
+	"\x0ereleased_nanos\x18\x05 \x01(\x03R\rreleasedNanos\"\xe3\x01\n" +
 	"\x04Hold\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\x04R\x05token\x12\x1b\n" +
 	"\tttl_nanos\x18\x03 \x01(\x03R\bttlNanos\x12#\n" +
 	"\rgranted_nanos\x18\x04 \x01(\x03R\fgrantedNanos\x12#\n" +
 	"\rexpires_nanos\x18\x05 \x01(\x03R\fexpiresNanos\x12.\n" +
-	"\x13acquired_unix_nanos\x18\x06 \x01(\x03R\x11acquiredUnixNanos\"\x89\x01\n" +
+	"\x13acquired_unix_nanos\x18\x06 \x01(\x03R\x11acquiredUnixNanos\x12\x18\n" +
+	"\aattempt\x18\a \x01(\x04R\aattempt\"\xa3\x01\n" +
 	"\x06Waiter\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x1b\n" +
 	"\tttl_nanos\x18\x02 \x01(\x03R\bttlNanos\x12%\n" +
 	"\x0edeadline_nanos\x18\x03 \x01(\x03R\rdeadlineNanos\x12%\n" +
-	"\x0eenqueued_nanos\x18\x04 \x01(\x03R\renqueuedNanos\"2\n" +
+	"\x0eenqueued_nanos\x18\x04 \x01(\x03R\renqueuedNanos\x12\x18\n" +
+	"\aattempt\x18\x05 \x01(\x04R\aattempt\"2\n" +
 	"\bKVRecord\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"\x89\x01\n" +
