@@ -37,6 +37,9 @@ type Client struct {
 	mu      sync.Mutex
 	isClose bool
 	locks   map[*Lock]struct{} // handles that still hold (or may hold) their lock
+
+	inflightMu sync.Mutex
+	inflight   map[uint64]struct{} // seqs of writes whose answer may still be retried
 }
 
 // New returns a Client for a cluster reachable at endpoints ("host:port" each; the client addresses of
@@ -159,10 +162,28 @@ func (c *Client) unregister(l *Lock) {
 	c.mu.Unlock()
 }
 
-// header returns a fresh request header. Every attempt of one call sends the same header, so the
-// cluster applies the call at most once.
-func (c *Client) header() *dlockv1.RequestHeader {
-	return &dlockv1.RequestHeader{ClientId: c.id, Seq: c.seq.Add(1)}
+// header returns a fresh request header and the func to call once the request's answer is final
+// (it will not be sent again). Every attempt of one call sends the same header, so the cluster
+// applies the call at most once. The header also tells the cluster the lowest seq still in flight:
+// the cluster forgets the answers below it, so its memory holds only what may still be retried.
+func (c *Client) header() (*dlockv1.RequestHeader, func()) {
+	c.inflightMu.Lock()
+	seq := c.seq.Add(1)
+	if c.inflight == nil {
+		c.inflight = make(map[uint64]struct{})
+	}
+	c.inflight[seq] = struct{}{}
+	low := seq
+	for s := range c.inflight {
+		low = min(low, s)
+	}
+	c.inflightMu.Unlock()
+	done := func() {
+		c.inflightMu.Lock()
+		delete(c.inflight, seq)
+		c.inflightMu.Unlock()
+	}
+	return &dlockv1.RequestHeader{ClientId: c.id, Seq: seq, AckedBelow: low}, done
 }
 
 // attempt is one try of a call on one connection, under a context bounded by the attempt timeout.

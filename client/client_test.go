@@ -298,3 +298,37 @@ func TestCallsAfterCloseFail(t *testing.T) {
 		t.Errorf("TryAcquire after Close = %v, want ErrClosed", err)
 	}
 }
+
+// Every write tells the cluster the lowest seq still in flight, so the
+// cluster forgets the answers the client already has and keeps those it
+// may still be asked for again.
+func TestHeaderAcknowledgesAnswersBelowTheOldestInFlight(t *testing.T) {
+	srv := clienttest.NewServer(t)
+	c := newClient(t, []string{srv.Addr()})
+	ctx := testCtx(t)
+	srv.SetFault(clienttest.Hang(dlockv1.KV_Delete_FullMethodName))
+	hung, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Delete(hung, "slow") }()
+	waitUntil(t, 5*time.Second, "the delete to arrive", func() bool {
+		return len(callsBy(srv, c.ID(), dlockv1.KV_Delete_FullMethodName)) == 1
+	})
+	slow := callsBy(srv, c.ID(), dlockv1.KV_Delete_FullMethodName)[0].Header
+
+	if _, err := c.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	put := callsBy(srv, c.ID(), dlockv1.KV_Put_FullMethodName)[0].Header
+	if put.AckedBelow != slow.Seq {
+		t.Fatalf("put while seq %d is in flight acknowledges below %d, want %d", slow.Seq, put.AckedBelow, slow.Seq)
+	}
+	cancel()
+	<-done
+	if _, err := c.Put(ctx, "k", []byte("v2")); err != nil {
+		t.Fatal(err)
+	}
+	last := callsBy(srv, c.ID(), dlockv1.KV_Put_FullMethodName)[1].Header
+	if last.AckedBelow != last.Seq {
+		t.Fatalf("put with nothing else in flight acknowledges below %d, want its own seq %d", last.AckedBelow, last.Seq)
+	}
+}

@@ -134,7 +134,8 @@ func (c *Client) acquire(ctx context.Context, name string, o lockOptions) (*Lock
 
 func (c *Client) acquireCall(ctx context.Context, name string, o lockOptions, sent time.Time,
 	wait time.Duration) (*dlockv1.AcquireResponse, error) {
-	hdr := c.header()
+	hdr, done := c.header()
+	defer done()
 	waitEnd := sent.Add(wait)
 	var resp *dlockv1.AcquireResponse
 	timeout := func() time.Duration { return max(time.Until(waitEnd), 0) + c.opts.callTimeout }
@@ -184,7 +185,9 @@ func (c *Client) ReleaseOwned(ctx context.Context, name, owner string, token uin
 	if name == "" || owner == "" {
 		return invalidf("empty lock name or owner")
 	}
-	return c.release(ctx, c.header(), name, owner, token)
+	hdr, done := c.header()
+	defer done()
+	return c.release(ctx, hdr, name, owner, token)
 }
 
 func (c *Client) release(ctx context.Context, hdr *dlockv1.RequestHeader, name, owner string,
@@ -209,7 +212,9 @@ func (c *Client) RenewOwned(ctx context.Context, name, owner string, token uint6
 	if ttl < 0 || (ttl > 0 && ttl < time.Millisecond) {
 		return 0, invalidf("ttl %s: want 0 (keep) or at least 1ms", ttl)
 	}
-	req := &dlockv1.RenewRequest{Header: c.header(), Name: name, Owner: owner, Token: token, TtlMs: millis(ttl)}
+	hdr, done := c.header()
+	defer done()
+	req := &dlockv1.RenewRequest{Header: hdr, Name: name, Owner: owner, Token: token, TtlMs: millis(ttl)}
 	var resp *dlockv1.RenewResponse
 	err := c.call(ctx, fixed(c.opts.callTimeout), func(ctx context.Context, cc *grpc.ClientConn) error {
 		r, err := dlockv1.NewLockClient(cc).Renew(ctx, req)
@@ -241,15 +246,16 @@ type Lock struct {
 	stopRenew context.CancelFunc // nil without auto-renew
 	renewDone chan struct{}      // closed when the renewer has exited; nil without auto-renew
 
-	mu          sync.Mutex
-	leaseEnd    time.Time   // conservative lease end on the local monotonic clock
-	watchdog    *time.Timer // fires at leaseEnd
-	ended       bool
-	err         error // why the handle ended; nil after a successful Release
-	lastRenew   error // the latest failed renewal, reported if the lease runs out
-	releaseHdr  *dlockv1.RequestHeader
-	releaseDone bool
-	releaseErr  error
+	mu           sync.Mutex
+	leaseEnd     time.Time   // conservative lease end on the local monotonic clock
+	watchdog     *time.Timer // fires at leaseEnd
+	ended        bool
+	err          error // why the handle ended; nil after a successful Release
+	lastRenew    error // the latest failed renewal, reported if the lease runs out
+	releaseHdr   *dlockv1.RequestHeader
+	releaseFinal func() // marks releaseHdr's answer final
+	releaseDone  bool
+	releaseErr   error
 }
 
 // Name returns the lock's name.
@@ -331,7 +337,9 @@ func (l *Lock) Release(ctx context.Context) error {
 		return l.releaseErr
 	}
 	if l.releaseHdr == nil {
-		l.releaseHdr = l.c.header()
+		// The header stays in flight until the answer is final: a later
+		// Release resends it after an ambiguous failure.
+		l.releaseHdr, l.releaseFinal = l.c.header()
 	}
 	hdr := l.releaseHdr
 	l.mu.Unlock()
@@ -343,6 +351,7 @@ func (l *Lock) Release(ctx context.Context) error {
 	l.mu.Lock()
 	l.releaseDone, l.releaseErr = true, err
 	l.mu.Unlock()
+	l.releaseFinal()
 	if err != nil {
 		l.end(&lostError{name: l.name, why: "release refused", cause: err})
 		return err

@@ -117,7 +117,9 @@ func (c *Client) Put(ctx context.Context, key string, value []byte) (created boo
 	if key == "" {
 		return false, invalidf("empty key")
 	}
-	req := &dlockv1.PutRequest{Header: c.header(), Key: key, Value: value}
+	hdr, done := c.header()
+	defer done()
+	req := &dlockv1.PutRequest{Header: hdr, Key: key, Value: value}
 	var resp *dlockv1.PutResponse
 	err = c.call(ctx, fixed(c.opts.callTimeout), func(ctx context.Context, cc *grpc.ClientConn) error {
 		r, err := dlockv1.NewKVClient(cc).Put(ctx, req)
@@ -159,7 +161,9 @@ func (c *Client) Delete(ctx context.Context, key string) error {
 	if key == "" {
 		return invalidf("empty key")
 	}
-	req := &dlockv1.DeleteRequest{Header: c.header(), Key: key}
+	hdr, done := c.header()
+	defer done()
+	req := &dlockv1.DeleteRequest{Header: hdr, Key: key}
 	return c.call(ctx, fixed(c.opts.callTimeout), func(ctx context.Context, cc *grpc.ClientConn) error {
 		_, err := dlockv1.NewKVClient(cc).Delete(ctx, req)
 		return err

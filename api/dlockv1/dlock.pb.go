@@ -32,10 +32,16 @@ const (
 // timeout or a leader change) is applied at most once. A client keeps one
 // client_id and gives each new request a larger seq; a retry reuses its seq.
 // An empty client_id turns deduplication off for that request.
+//
+// acked_below tells the cluster that the client has the answer of every
+// request with a smaller seq (or will never retry it), so their remembered
+// results can be forgotten; a request with a smaller seq is then refused
+// (STALE_REQUEST) instead of applied again. 0 says nothing.
 type RequestHeader struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ClientId      string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	AckedBelow    uint64                 `protobuf:"varint,3,opt,name=acked_below,json=ackedBelow,proto3" json:"acked_below,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -80,6 +86,13 @@ func (x *RequestHeader) GetClientId() string {
 func (x *RequestHeader) GetSeq() uint64 {
 	if x != nil {
 		return x.Seq
+	}
+	return 0
+}
+
+func (x *RequestHeader) GetAckedBelow() uint64 {
+	if x != nil {
+		return x.AckedBelow
 	}
 	return 0
 }
@@ -1492,10 +1505,12 @@ var File_api_dlockv1_dlock_proto protoreflect.FileDescriptor
 
 const file_api_dlockv1_dlock_proto_rawDesc = "" +
 	"\n" +
-	"\x17api/dlockv1/dlock.proto\x12\bdlock.v1\">\n" +
+	"\x17api/dlockv1/dlock.proto\x12\bdlock.v1\"_\n" +
 	"\rRequestHeader\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\x9b\x01\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x1f\n" +
+	"\vacked_below\x18\x03 \x01(\x04R\n" +
+	"ackedBelow\"\x9b\x01\n" +
 	"\x0eAcquireRequest\x12/\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.dlock.v1.RequestHeaderR\x06header\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +

@@ -55,6 +55,11 @@ func (s *State) command(c *fsmpb.Command) *fsmpb.Result {
 		return r
 	}
 	cl := s.clients[c.ClientId]
+	cl.acknowledge(min(c.AckedBelow, c.Seq))
+	if cl != nil && c.Seq < cl.ackedBelow {
+		return refuse(fsmpb.Code_STALE_REQUEST,
+			"seq %d of client %q is below what the client acknowledged (%d)", c.Seq, c.ClientId, cl.ackedBelow)
+	}
 	if r := cl.lookup(c.Seq); r != nil {
 		if a := c.GetAcquire(); a != nil {
 			s.adopt(a)

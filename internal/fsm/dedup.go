@@ -26,6 +26,17 @@ func (c *client) forgot(seq uint64, resultsMax int) bool {
 	return c != nil && len(c.results) >= resultsMax && seq < c.results[0].seq
 }
 
+// acknowledge forgets the results of the seqs below ackedBelow: the client
+// has their answers. The mark only rises. c may be nil.
+func (c *client) acknowledge(ackedBelow uint64) {
+	if c == nil || ackedBelow <= c.ackedBelow {
+		return
+	}
+	c.ackedBelow = ackedBelow
+	i, _ := slices.BinarySearchFunc(c.results, ackedBelow, cmpSeq)
+	c.results = slices.Delete(c.results, 0, i)
+}
+
 func cmpSeq(e cached, seq uint64) int {
 	switch {
 	case e.seq < seq:

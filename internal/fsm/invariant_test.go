@@ -120,7 +120,7 @@ func errText(err error) string {
 func TestDefaultLimits(t *testing.T) {
 	check(t, "defaults", DefaultLimits(), Limits{
 		NameBytesMax: 1024, OwnerBytesMax: 1024, ValueBytesMax: 1 << 20, WaitersPerLockMax: 1024,
-		LocksMax: 1_000_000, KeysMax: 1_000_000, ClientsMax: 100_000, ResultsPerClientMax: 64,
+		LocksMax: 1_000_000, KeysMax: 1_000_000, ClientsMax: 100_000, ResultsPerClientMax: 256,
 	})
 }
 

@@ -27,7 +27,10 @@ type Limits struct {
 	// the least recently seen one. Default 100_000.
 	ClientsMax int
 	// ResultsPerClientMax bounds the results remembered per client: the ones
-	// with the highest seqs are kept. Default 64.
+	// with the highest seqs are kept. A client's acknowledgement mark frees
+	// the rest, so this bounds the writes one client may have in flight
+	// before a retry of its oldest is refused (STALE_REQUEST, never applied
+	// twice). Default 256.
 	ResultsPerClientMax int
 }
 
@@ -61,7 +64,7 @@ func DefaultLimits() Limits {
 		LocksMax:            1_000_000,
 		KeysMax:             1_000_000,
 		ClientsMax:          100_000,
-		ResultsPerClientMax: 64,
+		ResultsPerClientMax: 256,
 	}
 }
 

@@ -117,7 +117,7 @@ func (b *rebuilder) lock(r *fsmpb.LockRecord) error {
 }
 
 func (b *rebuilder) client(r *fsmpb.ClientRecord) error {
-	c := &client{id: r.GetClientId(), lastSeen: r.GetLastSeenNanos()}
+	c := &client{id: r.GetClientId(), lastSeen: r.GetLastSeenNanos(), ackedBelow: r.GetAckedBelow()}
 	for _, e := range r.GetResults() {
 		if e.GetResult() == nil {
 			return corrupt("client %q seq %d has no result", c.id, e.GetSeq())

@@ -251,6 +251,36 @@ var idempotencyRows = []row{
 
 func TestIdempotency(t *testing.T) { runRows(t, testLimits(), idempotencyRows) }
 
+// Results the client acknowledged are forgotten, so the memory holds only
+// requests still in flight; a seq below the mark is never applied again.
+var acknowledgeRows = []row{
+	{
+		name: "acknowledged results are forgotten",
+		give: []step{at(100, acked("c", 1, 0, put("a", "1")), acked("c", 2, 1, put("b", "2")), acked("c", 3, 3, put("a", "3")))},
+		want: want{res: "OK created=true; OK created=true; OK", kv: "a=3 b=2", client: "c@100:3=OK"},
+	},
+	{
+		name: "an acknowledged seq is refused, not applied again",
+		give: []step{at(100, acked("c", 1, 0, put("a", "1")), acked("c", 2, 2, put("a", "2"))), at(100, acked("c", 1, 0, put("a", "1")))},
+		want: want{res: "STALE_REQUEST", kv: "a=2", client: "c@100:2=OK", same: true},
+	},
+	{
+		name: "an unacknowledged retry is answered from memory while newer ones pass",
+		give: []step{
+			at(100, acked("c", 1, 0, put("a", "1")), acked("c", 2, 1, put("b", "1"))),
+			at(100, acked("c", 1, 0, put("a", "1"))),
+		},
+		want: want{res: "OK created=true replayed=true", kv: "a=1 b=1", client: "c@100:1=OK,2=OK", same: true},
+	},
+	{
+		name: "a mark above the request's own seq only acknowledges up to it",
+		give: []step{at(100, acked("c", 1, 0, put("a", "1")), acked("c", 2, 9, put("b", "2")))},
+		want: want{res: "OK created=true; OK created=true", kv: "a=1 b=2", client: "c@100:2=OK"},
+	},
+}
+
+func TestAcknowledge(t *testing.T) { runRows(t, testLimits(), acknowledgeRows) }
+
 // "The table is bounded: ... clients idle past a horizon (in log time) are
 // forgotten." Released lock records are pruned likewise, so LocksMax bounds
 // what is in use, not every name ever used.

@@ -99,7 +99,7 @@ func lockRecord(l *lock) *fsmpb.SnapshotRecord {
 }
 
 func clientRecord(c *client) *fsmpb.SnapshotRecord {
-	r := &fsmpb.ClientRecord{ClientId: c.id, LastSeenNanos: c.lastSeen,
+	r := &fsmpb.ClientRecord{ClientId: c.id, LastSeenNanos: c.lastSeen, AckedBelow: c.ackedBelow,
 		Results: make([]*fsmpb.CachedResult, len(c.results))}
 	for i, e := range c.results {
 		r.Results[i] = &fsmpb.CachedResult{Seq: e.seq, Result: e.res}

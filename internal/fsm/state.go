@@ -77,8 +77,11 @@ type waiter struct {
 type client struct {
 	id       string
 	lastSeen int64
-	results  []cached // ascending seq; at most ResultsPerClientMax
-	lruAt    int      // index in State.lru
+	results  []cached // ascending seq; at most ResultsPerClientMax; none below ackedBelow
+	// ackedBelow: the client has the answers of every seq below it; those
+	// seqs are refused (STALE_REQUEST), never applied again.
+	ackedBelow uint64
+	lruAt      int // index in State.lru
 }
 
 type cached struct {

@@ -181,6 +181,8 @@ func (s *State) verifyClient(c *client) error {
 			return fmt.Errorf("seq %d has no result", e.seq)
 		case e.seq == 0:
 			return errors.New("a result for seq 0")
+		case e.seq < c.ackedBelow:
+			return fmt.Errorf("a result for seq %d, below the acknowledged %d", e.seq, c.ackedBelow)
 		case i > 0 && e.seq <= c.results[i-1].seq:
 			return fmt.Errorf("seq %d after seq %d: want ascending", e.seq, c.results[i-1].seq)
 		}

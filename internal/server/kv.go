@@ -24,12 +24,11 @@ func (s kvService) Put(ctx context.Context, req *dlockv1.PutRequest) (*dlockv1.P
 	if err := s.checkValue(req.Value); err != nil {
 		return nil, err
 	}
-	id, seq := header(req.Header)
 	value := req.Value
 	if value == nil {
 		value = []byte{}
 	}
-	res, _, err := s.propose1(ctx, &fsmpb.Command{ClientId: id, Seq: seq, Op: &fsmpb.Command_Put{Put: &fsmpb.Put{Key: req.Key, Value: value}}})
+	res, _, err := s.propose1(ctx, withHeader(req.Header, &fsmpb.Command{Op: &fsmpb.Command_Put{Put: &fsmpb.Put{Key: req.Key, Value: value}}}))
 	if err != nil {
 		return nil, err
 	}
@@ -63,8 +62,7 @@ func (s kvService) Delete(ctx context.Context, req *dlockv1.DeleteRequest) (*dlo
 	if err := s.checkName("key", req.Key); err != nil {
 		return nil, err
 	}
-	id, seq := header(req.Header)
-	res, _, err := s.propose1(ctx, &fsmpb.Command{ClientId: id, Seq: seq, Op: &fsmpb.Command_Delete{Delete: &fsmpb.Delete{Key: req.Key}}})
+	res, _, err := s.propose1(ctx, withHeader(req.Header, &fsmpb.Command{Op: &fsmpb.Command_Delete{Delete: &fsmpb.Delete{Key: req.Key}}}))
 	if err != nil {
 		return nil, err
 	}

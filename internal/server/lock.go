@@ -43,11 +43,10 @@ func (s lockService) Acquire(ctx context.Context, req *dlockv1.AcquireRequest) (
 			s.withdraw(req.Name, req.Owner, attempt)
 		}
 	}()
-	id, seq := header(req.Header)
-	cmd := &fsmpb.Command{ClientId: id, Seq: seq, Op: &fsmpb.Command_Acquire{Acquire: &fsmpb.Acquire{
+	cmd := withHeader(req.Header, &fsmpb.Command{Op: &fsmpb.Command_Acquire{Acquire: &fsmpb.Acquire{
 		Name: req.Name, Owner: req.Owner, TtlNanos: int64(ms(req.TtlMs)), WaitNanos: int64(ms(req.WaitMs)),
 		Attempt: attempt,
-	}}}
+	}}})
 	res, idx, err := s.propose1(ctx, cmd)
 	if err != nil {
 		return nil, err
@@ -186,10 +185,9 @@ func (s lockService) Renew(ctx context.Context, req *dlockv1.RenewRequest) (*dlo
 	if err := s.checkTTL(req.TtlMs, true); err != nil {
 		return nil, err
 	}
-	id, seq := header(req.Header)
-	res, _, err := s.propose1(ctx, &fsmpb.Command{ClientId: id, Seq: seq, Op: &fsmpb.Command_Renew{Renew: &fsmpb.Renew{
+	res, _, err := s.propose1(ctx, withHeader(req.Header, &fsmpb.Command{Op: &fsmpb.Command_Renew{Renew: &fsmpb.Renew{
 		Name: req.Name, Owner: req.Owner, Token: req.Token, TtlNanos: int64(ms(req.TtlMs)),
-	}}})
+	}}}))
 	if err != nil {
 		return nil, err
 	}
@@ -207,10 +205,9 @@ func (s lockService) Release(ctx context.Context, req *dlockv1.ReleaseRequest) (
 	if err := s.checkName("owner", req.Owner); err != nil {
 		return nil, err
 	}
-	id, seq := header(req.Header)
-	res, _, err := s.propose1(ctx, &fsmpb.Command{ClientId: id, Seq: seq, Op: &fsmpb.Command_Release{Release: &fsmpb.Release{
+	res, _, err := s.propose1(ctx, withHeader(req.Header, &fsmpb.Command{Op: &fsmpb.Command_Release{Release: &fsmpb.Release{
 		Name: req.Name, Owner: req.Owner, Token: req.Token,
-	}}})
+	}}}))
 	if err != nil {
 		return nil, err
 	}

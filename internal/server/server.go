@@ -137,9 +137,8 @@ func boundedError(caller context.Context, err error) error {
 	return nodeError(err)
 }
 
-func header(h *dlockv1.RequestHeader) (string, uint64) {
-	if h == nil {
-		return "", 0
-	}
-	return h.ClientId, h.Seq
+// withHeader gives cmd the request header's deduplication fields.
+func withHeader(h *dlockv1.RequestHeader, cmd *fsmpb.Command) *fsmpb.Command {
+	cmd.ClientId, cmd.Seq, cmd.AckedBelow = h.GetClientId(), h.GetSeq(), h.GetAckedBelow()
+	return cmd
 }

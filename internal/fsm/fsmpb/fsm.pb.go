@@ -177,6 +177,9 @@ type Command struct {
 	// client_id and seq deduplicate retries; empty client_id: no deduplication.
 	ClientId string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	Seq      uint64 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	// acked_below: the client has the answers of all its seqs below this one;
+	// their results are forgotten and those seqs refused from now on.
+	AckedBelow uint64 `protobuf:"varint,3,opt,name=acked_below,json=ackedBelow,proto3" json:"acked_below,omitempty"`
 	// Types that are valid to be assigned to Op:
 	//
 	//	*Command_Acquire
@@ -232,6 +235,13 @@ func (x *Command) GetClientId() string {
 func (x *Command) GetSeq() uint64 {
 	if x != nil {
 		return x.Seq
+	}
+	return 0
+}
+
+func (x *Command) GetAckedBelow() uint64 {
+	if x != nil {
+		return x.AckedBelow
 	}
 	return 0
 }
@@ -1479,6 +1489,7 @@ type ClientRecord struct {
 	ClientId      string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	LastSeenNanos int64                  `protobuf:"varint,2,opt,name=last_seen_nanos,json=lastSeenNanos,proto3" json:"last_seen_nanos,omitempty"`
 	Results       []*CachedResult        `protobuf:"bytes,3,rep,name=results,proto3" json:"results,omitempty"`
+	AckedBelow    uint64                 `protobuf:"varint,4,opt,name=acked_below,json=ackedBelow,proto3" json:"acked_below,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1532,6 +1543,13 @@ func (x *ClientRecord) GetResults() []*CachedResult {
 		return x.Results
 	}
 	return nil
+}
+
+func (x *ClientRecord) GetAckedBelow() uint64 {
+	if x != nil {
+		return x.AckedBelow
+	}
+	return 0
 }
 
 type CachedResult struct {
@@ -1594,10 +1612,12 @@ const file_internal_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05Entry\x12\x1b\n" +
 	"\tnow_nanos\x18\x01 \x01(\x03R\bnowNanos\x12&\n" +
 	"\x0fwall_unix_nanos\x18\x02 \x01(\x03R\rwallUnixNanos\x121\n" +
-	"\bcommands\x18\x03 \x03(\v2\x15.dlock.fsm.v1.CommandR\bcommands\"\xce\x03\n" +
+	"\bcommands\x18\x03 \x03(\v2\x15.dlock.fsm.v1.CommandR\bcommands\"\xef\x03\n" +
 	"\aCommand\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x04R\x03seq\x121\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x1f\n" +
+	"\vacked_below\x18\x03 \x01(\x04R\n" +
+	"ackedBelow\x121\n" +
 	"\aacquire\x18\n" +
 	" \x01(\v2\x15.dlock.fsm.v1.AcquireH\x00R\aacquire\x12+\n" +
 	"\x05renew\x18\v \x01(\v2\x13.dlock.fsm.v1.RenewH\x00R\x05renew\x121\n" +
@@ -1689,11 +1709,13 @@ const file_internal_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\aattempt\x18\x05 \x01(\x04R\aattempt\"2\n" +
 	"\bKVRecord\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"\x89\x01\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\xaa\x01\n" +
 	"\fClientRecord\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12&\n" +
 	"\x0flast_seen_nanos\x18\x02 \x01(\x03R\rlastSeenNanos\x124\n" +
-	"\aresults\x18\x03 \x03(\v2\x1a.dlock.fsm.v1.CachedResultR\aresults\"N\n" +
+	"\aresults\x18\x03 \x03(\v2\x1a.dlock.fsm.v1.CachedResultR\aresults\x12\x1f\n" +
+	"\vacked_below\x18\x04 \x01(\x04R\n" +
+	"ackedBelow\"N\n" +
 	"\fCachedResult\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12,\n" +
 	"\x06result\x18\x02 \x01(\v2\x14.dlock.fsm.v1.ResultR\x06result*\xa2\x01\n" +
