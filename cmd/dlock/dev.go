@@ -18,6 +18,7 @@ import (
 
 	dlockv1 "github.com/dlock-raft/dlock/api/dlockv1"
 	"github.com/dlock-raft/dlock/internal/cli"
+	"github.com/dlock-raft/dlock/internal/config"
 )
 
 // devReadyTimeout bounds how long dev waits for its cluster to elect a leader.
@@ -129,44 +130,28 @@ func stopNodes(procs []*exec.Cmd, exited chan error) {
 
 func devAddr(host string, port int) string { return fmt.Sprintf("%s:%d", host, port) }
 
-// writeDevConfig writes node i's seed-style config and returns its path,
-// relative to the dev directory (the nodes run there).
+// writeDevConfig writes node i's config and returns its path, relative to
+// the dev directory (the nodes run there).
 func writeDevConfig(o devOptions, i int) (string, error) {
 	nodeDir := filepath.Join(o.dir, fmt.Sprintf("node%d", i))
 	if err := os.MkdirAll(nodeDir, 0o750); err != nil {
 		return "", fmt.Errorf("dlock: create %s: %w", nodeDir, err)
 	}
-	var ids, peers, clis []string
+	var members []config.Member
 	for j := 1; j <= o.nodes; j++ {
-		if j == i {
-			continue
-		}
-		ids = append(ids, fmt.Sprintf("    - %d", j))
-		peers = append(peers, fmt.Sprintf("    - %q", devAddr(o.host, o.peerPort+j-1)))
-		clis = append(clis, fmt.Sprintf("    - %q", devAddr(o.host, o.clientPort+j-1)))
+		members = append(members, config.Member{ID: uint32(j),
+			PeerAddress: devAddr(o.host, o.peerPort+j-1), ClientAddress: devAddr(o.host, o.clientPort+j-1)})
 	}
-	list := func(xs []string) string {
-		if len(xs) == 0 {
-			return " []"
-		}
-		return "\n" + strings.Join(xs, "\n")
+	base := config.Default()
+	base.Storage.LogPath = fmt.Sprintf("node%d/", i)
+	base.Storage.DataDir = fmt.Sprintf("node%d", i)
+	text, err := base.ForMember(uint32(i), members).Render()
+	if err != nil {
+		return "", fmt.Errorf("dlock: config for node %d: %w", i, err)
 	}
-	text := fmt.Sprintf(`# Written by dlock dev for node %d.
-id:
-  self_id: %d
-  peer_id:%s
-network:
-  self_address: %q
-  self_cli_address: %q
-  peer_address:%s
-  peer_cli_address:%s
-storage:
-  log_path: "node%d/"
-  log_level: Info
-  data_dir: "node%d"
-`, i, i, list(ids), devAddr(o.host, o.peerPort+i-1), devAddr(o.host, o.clientPort+i-1), list(peers), list(clis), i, i)
 	path := filepath.Join(nodeDir, "config.yaml")
-	if err := os.WriteFile(path, []byte(text), 0o640); err != nil {
+	text = append([]byte(fmt.Sprintf("# Written by dlock dev for node %d.\n", i)), text...)
+	if err := os.WriteFile(path, text, 0o640); err != nil {
 		return "", fmt.Errorf("dlock: write %s: %w", path, err)
 	}
 	return filepath.Join(fmt.Sprintf("node%d", i), "config.yaml"), nil

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Member is one node of the cluster as this node's configuration sees it.
@@ -174,4 +176,37 @@ func ParseLogLevel(s string) (slog.Level, error) {
 func (c *Config) SlogLevel() slog.Level {
 	l, _ := ParseLogLevel(c.Storage.LogLevel)
 	return l
+}
+
+// Render writes c as a YAML config file that Parse reads back to an equal
+// Config: every key, in the seed's layout. Tools that write configs (dlock
+// dev, test clusters) use it so that what they write is what a node reads.
+func (c *Config) Render() ([]byte, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	out, err := yaml.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("render config: %w", err)
+	}
+	return out, nil
+}
+
+// ForMember returns a copy of c for member self of the cluster members:
+// its id and addresses, and every other member as a peer. Members are
+// listed as Members returns them.
+func (c *Config) ForMember(self uint32, members []Member) *Config {
+	out := *c
+	out.ID = IDConfig{SelfID: self}
+	out.Network = NetworkConfig{}
+	for _, m := range members {
+		if m.ID == self {
+			out.Network.SelfAddress, out.Network.SelfCliAddress = m.PeerAddress, m.ClientAddress
+			continue
+		}
+		out.ID.PeerIDs = append(out.ID.PeerIDs, m.ID)
+		out.Network.PeerAddresses = append(out.Network.PeerAddresses, m.PeerAddress)
+		out.Network.PeerCliAddresses = append(out.Network.PeerCliAddresses, m.ClientAddress)
+	}
+	return &out
 }

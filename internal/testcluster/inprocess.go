@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -63,20 +62,14 @@ func StartInProcessWith(t testing.TB, n int, edit func(*config.Config)) *InProce
 }
 
 func inProcessConfig(t testing.TB, i int, peers, clis []string, base string) *config.Config {
-	var ids, ps, cs []string
+	var members []config.Member
 	for j := range peers {
-		if j != i {
-			ids = append(ids, fmt.Sprint(j+1))
-			ps = append(ps, fmt.Sprintf("%q", peers[j]))
-			cs = append(cs, fmt.Sprintf("%q", clis[j]))
-		}
+		members = append(members, config.Member{ID: uint32(j + 1), PeerAddress: peers[j], ClientAddress: clis[j]})
 	}
-	text := fmt.Sprintf("id: {self_id: %d, peer_id: [%s]}\n"+
-		"network: {self_address: %q, self_cli_address: %q, peer_address: [%s], peer_cli_address: [%s]}\n"+
-		"storage: {data_dir: %q}\n",
-		i+1, strings.Join(ids, ","), peers[i], clis[i], strings.Join(ps, ","), strings.Join(cs, ","), fmt.Sprintf("%s/node%d", base, i+1))
-	cfg, err := config.Parse([]byte(text))
-	if err != nil {
+	cfg := config.Default()
+	cfg.Storage.DataDir = fmt.Sprintf("%s/node%d", base, i+1)
+	cfg = cfg.ForMember(uint32(i+1), members)
+	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config for node %d: %v", i+1, err)
 	}
 	return cfg

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -22,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	dlockv1 "github.com/dlock-raft/dlock/api/dlockv1"
+	"github.com/dlock-raft/dlock/internal/config"
 )
 
 var (
@@ -115,43 +115,25 @@ func freeAddr(t testing.TB, host string) string {
 // ConfigPath is node's seed-style config file.
 func (nd *Node) ConfigPath() string { return filepath.Join(nd.Dir, "config.yaml") }
 
+// writeConfig writes nd's config the way the seed's users lay theirs out:
+// logs in the node's directory, the Raft log at ./var/persistence.db.
 func (c *Cluster) writeConfig(nd *Node) {
-	var ids, peers, clis []string
+	var members []config.Member
 	for _, o := range c.Nodes {
-		if o == nd {
-			continue
-		}
-		ids = append(ids, fmt.Sprintf("    - %d", o.ID))
-		peers = append(peers, fmt.Sprintf("    - %q", o.PeerAddr))
-		clis = append(clis, fmt.Sprintf("    - %q", o.ClientAddr))
+		members = append(members, config.Member{ID: uint32(o.ID), PeerAddress: o.PeerAddr, ClientAddress: o.ClientAddr})
 	}
-	list := func(xs []string) string {
-		if len(xs) == 0 {
-			return " []"
-		}
-		return "\n" + strings.Join(xs, "\n")
+	base := config.Default()
+	base.Storage.LogPath = "./"
+	base.Storage.LogLevel = "Debug"
+	base.Storage.EntryStoragePath = "./var/persistence.db"
+	text, err := base.ForMember(uint32(nd.ID), members).Render()
+	if err != nil {
+		c.t.Fatalf("config for node %d: %v", nd.ID, err)
 	}
-	text := fmt.Sprintf(`id:
-  self_id: %d
-  peer_id:%s
-network:
-  self_address: %q
-  self_cli_address: %q
-  peer_address:%s
-  peer_cli_address:%s
-parameters:
-  heart_beat_interval: 50
-  min_wait_time_candidate: 150
-  max_wait_time_candidate: 400
-storage:
-  log_path: "./"
-  log_level: Debug
-  entry_storage_path: "./var/persistence.db"
-`, nd.ID, list(ids), nd.PeerAddr, nd.ClientAddr, list(peers), list(clis))
 	if err := os.MkdirAll(nd.Dir, 0o750); err != nil {
 		c.t.Fatalf("create %s: %v", nd.Dir, err)
 	}
-	if err := os.WriteFile(nd.ConfigPath(), []byte(text), 0o640); err != nil {
+	if err := os.WriteFile(nd.ConfigPath(), text, 0o640); err != nil {
 		c.t.Fatalf("write %s: %v", nd.ConfigPath(), err)
 	}
 }
