@@ -47,7 +47,7 @@ type NetworkConfig struct {
 	// so 0.0.0.0 and :: are rejected here. Optional; default empty, meaning SelfAddress. The seed's
 	// Docker files leave it out and listen on 0.0.0.0: each peer then knows the node by the name in its
 	// own peer_address list, and only this node's view of itself carries the unspecified address.
-	AdvertiseAddress string `yaml:"advertise_address"`
+	AdvertiseAddress string `yaml:"advertise_address,omitempty"`
 }
 
 // Parameters are the Raft and lock timings. Durations are Millis: an integer of milliseconds (the seed's
@@ -125,7 +125,7 @@ type StorageConfig struct {
 	// Default empty, meaning the directory of EntryStoragePath, else "dlock-data": so a seed file that
 	// sets entry_storage_path "./var/persistence.db" keeps all its data in ./var, the directory the
 	// seed's Docker files mount as a volume.
-	DataDir string `yaml:"data_dir"`
+	DataDir string `yaml:"data_dir,omitempty"`
 }
 
 // Limits bound everything that grows, so one client cannot exhaust a node. A request over a size limit

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"log/slog"
@@ -185,11 +186,16 @@ func (c *Config) Render() ([]byte, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	out, err := yaml.Marshal(c)
-	if err != nil {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
 		return nil, fmt.Errorf("render config: %w", err)
 	}
-	return out, nil
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("render config: %w", err)
+	}
+	return b.Bytes(), nil
 }
 
 // ForMember returns a copy of c for member self of the cluster members:
