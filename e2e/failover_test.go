@@ -298,3 +298,35 @@ func TestExpiryAcrossLeaderChange(t *testing.T) {
 		t.Fatal("holder: ReleaseDLock of an expired hold = true, want false")
 	}
 }
+
+// SIGTERM stops a leader gracefully: it exits, the others carry on under a
+// new leader, and nothing acknowledged before or during the stop is lost.
+func TestGracefulStopOfTheLeader(t *testing.T) {
+	c := testcluster.Start(t, 3)
+	leader := c.WaitLeader(30 * time.Second)
+	acks := &ackLog{puts: map[string]string{}, holds: map[string]uint64{}}
+	stop := make(chan struct{})
+	var workers sync.WaitGroup
+	for w := 0; w < 3; w++ {
+		workers.Add(1)
+		go func(w int) {
+			defer workers.Done()
+			runWorkload(w, othersThan(c, leader), acks, stop)
+		}(w)
+	}
+	waitAcks(t, acks, 20)
+	c.Stop(leader)
+	c.WaitLeader(30*time.Second, survivorIDs(c, leader)...)
+	waitAcks(t, acks, countAcks(acks)+20)
+	close(stop)
+	workers.Wait()
+	verifyAcks(t, newAPI(t), othersThan(c, leader), acks)
+	if log := c.Log(leader); !strings.Contains(log, "stopped") {
+		t.Fatalf("node %d's log has no clean stop after SIGTERM:\n%s", leader, lastLines(log, 20))
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}

@@ -39,7 +39,7 @@ func (s lockService) Acquire(ctx context.Context, req *dlockv1.AcquireRequest) (
 	mayBeQueued := req.WaitMs > 0
 	attempt := newAttempt()
 	defer func() {
-		if err != nil && mayBeQueued {
+		if err != nil && mayBeQueued && !s.isStopping() {
 			s.withdraw(req.Name, req.Owner, attempt)
 		}
 	}()
@@ -125,6 +125,9 @@ func (s *Server) awaitGrant(ctx context.Context, req *dlockv1.AcquireRequest, gr
 				"dlock: lock "+quote(req.Name)+" not granted within wait_ms")
 		case <-ctx.Done():
 			return nil, nodeError(ctx.Err())
+		case <-s.stopping:
+			return nil, statusError(codes.Unavailable, dlockv1.ReasonShuttingDown,
+				"dlock: this node is stopping; retry the acquire on another node to keep its place")
 		}
 	}
 }

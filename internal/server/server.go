@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -47,6 +48,12 @@ type Server struct {
 	log     *slog.Logger
 	grpc    *grpc.Server
 	slots   chan struct{}
+
+	// stopping is closed when the server begins to stop: waiting acquires
+	// then return Unavailable at once and keep their place in the queue
+	// (see GracefulStop).
+	stopping     chan struct{}
+	stoppingOnce sync.Once
 }
 
 // New returns a server for n. waiters must be the registry the node
@@ -56,7 +63,7 @@ func New(n Node, waiters *Waiters, opts Options) *Server {
 		opts.WriteTimeout = 5 * time.Second
 	}
 	s := &Server{node: n, waiters: waiters, opts: opts, log: opts.Logger,
-		slots: make(chan struct{}, max(opts.Limits.InflightRequestsMax, 1))}
+		slots: make(chan struct{}, max(opts.Limits.InflightRequestsMax, 1)), stopping: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -70,9 +77,14 @@ func New(n Node, waiters *Waiters, opts Options) *Server {
 // Serve accepts client connections on ln until Stop or GracefulStop.
 func (s *Server) Serve(ln net.Listener) error { return s.grpc.Serve(ln) }
 
-// GracefulStop stops accepting calls and waits for those in flight (waiting
-// acquires included) until ctx ends, then stops hard.
+// GracefulStop stops accepting calls and waits for those in flight until
+// ctx ends, then stops hard. Acquires waiting in a queue return Unavailable
+// at once without withdrawing: their clients retry on another node with
+// the same request, which takes over the wait and keeps its place. (A
+// waiter whose client never comes back leaves at its deadline; if granted
+// first, its lease ends the hold.)
 func (s *Server) GracefulStop(ctx context.Context) {
+	s.stoppingOnce.Do(func() { close(s.stopping) })
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
@@ -86,8 +98,18 @@ func (s *Server) GracefulStop(ctx context.Context) {
 	}
 }
 
-// Stop closes every connection at once.
+// Stop closes every connection at once. Waiting acquires withdraw.
 func (s *Server) Stop() { s.grpc.Stop() }
+
+// isStopping reports whether GracefulStop has begun.
+func (s *Server) isStopping() bool {
+	select {
+	case <-s.stopping:
+		return true
+	default:
+		return false
+	}
+}
 
 // limitInflight refuses a call when InflightRequestsMax calls are running.
 func (s *Server) limitInflight(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	dlockv1 "github.com/dlock-raft/dlock/api/dlockv1"
+	"github.com/dlock-raft/dlock/client"
 	"github.com/dlock-raft/dlock/internal/config"
 	"github.com/dlock-raft/dlock/internal/testcluster"
 )
@@ -356,4 +357,48 @@ func TestRetryOfAWithdrawnWaitEndsAtOnce(t *testing.T) {
 	defer cancelRetry()
 	_, err := cl.lock[2].Acquire(retry, req)
 	wantErr(t, "retry of a withdrawn wait", err, codes.DeadlineExceeded, dlockv1.ReasonWaitTimeout)
+}
+
+// A waiter whose node stops gracefully keeps its place: the client retries
+// on another node and is granted the lock before a waiter queued after it.
+func TestWaiterKeepsItsPlaceWhenItsNodeStops(t *testing.T) {
+	c := testcluster.StartInProcess(t, 3)
+	cl := dial(t, c)
+	ctx := ctxT(t)
+	if _, err := cl.lock[0].Acquire(ctx, &dlockv1.AcquireRequest{Name: "l", Owner: "holder", TtlMs: 60000}); err != nil {
+		t.Fatal(err)
+	}
+	eps := c.Endpoints()
+	first, err := client.New([]string{eps[1], eps[2]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	granted := make(chan string, 2)
+	go func() {
+		l, err := first.Acquire(ctx, "l", client.WithOwner("first"), client.WithWait(20*time.Second), client.WithoutAutoRenew())
+		if err != nil {
+			t.Errorf("first waiter: %v", err)
+			granted <- ""
+			return
+		}
+		granted <- l.Owner()
+		l.Release(ctx)
+	}()
+	waitWaiters(t, cl.lock[0], "l", 1)
+	go func() {
+		_, err := cl.lock[2].Acquire(ctx, &dlockv1.AcquireRequest{Name: "l", Owner: "second", TtlMs: 60000, WaitMs: 20000})
+		if err != nil {
+			t.Errorf("second waiter: %v", err)
+		}
+		granted <- "second"
+	}()
+	waitWaiters(t, cl.lock[0], "l", 2)
+	c.StopServer(1)
+	if _, err := cl.lock[0].Release(ctx, &dlockv1.ReleaseRequest{Name: "l", Owner: "holder"}); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := <-granted, <-granted; a != "first" || b != "second" {
+		t.Fatalf("grant order after the first waiter's node stopped = %q, %q; want first, second", a, b)
+	}
 }

@@ -1,6 +1,7 @@
 package testcluster
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -142,4 +143,12 @@ func (c *InProcess) WaitLeader(timeout time.Duration) int {
 	}
 	c.t.Fatalf("no serving leader within %v", timeout)
 	return -1
+}
+
+// StopServer stops node i's client server gracefully, as SIGTERM does; the
+// node itself keeps running.
+func (c *InProcess) StopServer(i int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c.servers[i].GracefulStop(ctx)
 }
