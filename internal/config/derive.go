@@ -67,9 +67,13 @@ type RaftTiming struct {
 }
 
 const (
-	// commitTimeout is how long a leader with nothing to send waits before telling followers the new
-	// commit index; 50ms is hashicorp/raft's default and keeps follower reads fresh without extra load.
-	commitTimeout = 50 * time.Millisecond
+	// commitTimeout is how long a leader with nothing new to send waits before telling followers the
+	// new commit index (hashicorp/raft randomises it up to 2x). A follower applies an entry, and so
+	// answers a linearizable read or wakes a waiter it serves, only once it learns the entry is
+	// committed. Measured on 3 loopback nodes (2 cores), a put then a linearizable get through a
+	// follower: p50 80ms at hashicorp/raft's 50ms default, 17ms at 10ms, 10ms at 5ms; the idle
+	// leader's CPU: 6.6% of a core at 10ms, 9.2% at 5ms. 10ms is the middle ground.
+	commitTimeout = 10 * time.Millisecond
 	// transportTimeoutMin floors append_entries_timeout: see Parameters.AppendEntriesTimeout.
 	transportTimeoutMin = time.Second
 )
@@ -83,7 +87,7 @@ const (
 //	TransportTimeout   = max(append_entries_timeout, 1s)
 //	ApplyTimeout       = state_change_timeout
 //	MaxAppendEntries   = max_log_units_recover
-//	CommitTimeout      = 50ms
+//	CommitTimeout      = 10ms
 func (c *Config) RaftTiming() RaftTiming {
 	p := &c.Parameters
 	hb := max(10*p.HeartbeatInterval.Duration(), p.MinWaitTimeCandidate.Duration())

@@ -40,7 +40,7 @@ func TestRaftTimingMapsSeedParameters(t *testing.T) {
 				HeartbeatTimeout:   tt.wantHeartbeatTimeout,
 				ElectionTimeout:    tt.wantHeartbeatTimeout,
 				LeaderLeaseTimeout: tt.wantHeartbeatTimeout / 2,
-				CommitTimeout:      50 * time.Millisecond,
+				CommitTimeout:      10 * time.Millisecond,
 				TransportTimeout:   tt.wantTransportTimeout,
 				ApplyTimeout:       2 * time.Second,
 				SnapshotInterval:   30 * time.Second,

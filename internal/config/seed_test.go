@@ -14,7 +14,7 @@ var seedTiming = RaftTiming{
 	HeartbeatTimeout:   500 * time.Millisecond,
 	ElectionTimeout:    500 * time.Millisecond,
 	LeaderLeaseTimeout: 250 * time.Millisecond,
-	CommitTimeout:      50 * time.Millisecond,
+	CommitTimeout:      10 * time.Millisecond,
 	TransportTimeout:   time.Second,
 	ApplyTimeout:       2 * time.Second,
 	SnapshotInterval:   30 * time.Second,
