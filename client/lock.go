@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -345,7 +346,9 @@ func (l *Lock) Release(ctx context.Context) error {
 	l.mu.Unlock()
 
 	err := l.c.release(ctx, hdr, l.name, l.owner, l.token)
-	if err != nil && !refused(err) {
+	// A refusal is final, and so is STALE_REQUEST: the cluster will never
+	// apply this header again, and the lease ends the hold if it was not.
+	if err != nil && !refused(err) && !errors.Is(err, ErrStaleRequest) {
 		return err
 	}
 	l.mu.Lock()

@@ -61,14 +61,14 @@ func (s *State) command(c *fsmpb.Command) *fsmpb.Result {
 			"seq %d of client %q is below what the client acknowledged (%d)", c.Seq, c.ClientId, cl.ackedBelow)
 	}
 	if r := cl.lookup(c.Seq); r != nil {
-		if a := c.GetAcquire(); a != nil {
+		if a := c.GetAcquire(); a != nil && r.Code == fsmpb.Code_QUEUED {
 			s.adopt(a)
 		}
 		replay := cloneResult(r)
 		replay.Replayed = true
 		return replay
 	}
-	if cl.forgot(c.Seq, s.limits.ResultsPerClientMax) {
+	if cl.forgot(c.Seq) {
 		return refuse(fsmpb.Code_STALE_REQUEST,
 			"seq %d of client %q is older than the results it remembers", c.Seq, c.ClientId)
 	}

@@ -19,11 +19,10 @@ func (c *client) lookup(seq uint64) *fsmpb.Result {
 	return c.results[i].res
 }
 
-// forgot reports whether seq is older than every remembered result of a
-// client whose memory is full: its result, if it ever had one, is gone, so
-// applying it again could apply it twice. c may be nil.
-func (c *client) forgot(seq uint64, resultsMax int) bool {
-	return c != nil && len(c.results) >= resultsMax && seq < c.results[0].seq
+// forgot reports whether seq, not remembered, may be a request whose result
+// was evicted for room: applying it again could apply it twice. c may be nil.
+func (c *client) forgot(seq uint64) bool {
+	return c != nil && seq <= c.evictedMax
 }
 
 // acknowledge forgets the results of the seqs below ackedBelow: the client
@@ -47,8 +46,11 @@ func cmpSeq(e cached, seq uint64) int {
 	return 0
 }
 
-// remember stores a copy of r as the result of (id, seq), keeping the
-// ResultsPerClientMax highest seqs, and marks the client seen now. A new
+// remember stores a copy of r as the result of (id, seq) and marks the
+// client seen now. Past ResultsPerClientMax it evicts the oldest result that
+// is not QUEUED (a QUEUED acquire is the one request likely to be retried
+// long after it was sent, while it waits), or the oldest of all if every one
+// is. A new
 // client beyond ClientsMax evicts the least recently seen one (ties: least id).
 func (s *State) remember(id string, seq uint64, r *fsmpb.Result) {
 	c := s.clients[id]
@@ -66,9 +68,19 @@ func (s *State) remember(id string, seq uint64, r *fsmpb.Result) {
 	i, found := slices.BinarySearchFunc(c.results, seq, cmpSeq)
 	mustf(!found, "client %q seq %d remembered twice", id, seq)
 	c.results = slices.Insert(c.results, i, cached{seq: seq, res: cloneResult(r)})
-	if n := len(c.results) - s.limits.ResultsPerClientMax; n > 0 {
-		c.results = slices.Delete(c.results, 0, n)
+	for len(c.results) > s.limits.ResultsPerClientMax {
+		c.evict()
 	}
+}
+
+// evict drops one result for room (see remember).
+func (c *client) evict() {
+	i := slices.IndexFunc(c.results, func(e cached) bool { return e.res.Code != fsmpb.Code_QUEUED })
+	if i < 0 {
+		i = 0
+	}
+	c.evictedMax = max(c.evictedMax, c.results[i].seq)
+	c.results = slices.Delete(c.results, i, i+1)
 }
 
 func (s *State) dropClient(c *client) {

@@ -28,9 +28,9 @@ func (s *State) lapsed(l *lock) bool {
 	return l.held && l.hold.expires <= s.now
 }
 
-// grant gives l to owner with a new fencing token. attempt is the waiting
-// call it is granted to from the queue, 0 for a grant made at once.
-func (s *State) grant(l *lock, owner string, ttl int64, attempt uint64) {
+// grant gives l to owner with a new fencing token, claimed by the calls
+// waiting for it.
+func (s *State) grant(l *lock, owner string, ttl int64, claims []uint64) {
 	mustf(!l.held, "grant of lock %q to %q while %q holds token %d", l.name, owner, l.hold.owner, l.hold.token)
 	mustf(l.waiterIndex(owner) < 0, "holder also queued: lock %q owner %q", l.name, owner)
 	mustf(s.fence < math.MaxUint64, "fencing token not increasing: fence %d is the last", s.fence)
@@ -44,7 +44,7 @@ func (s *State) grant(l *lock, owner string, ttl int64, attempt uint64) {
 		granted:      s.now,
 		expires:      satAdd(s.now, ttl),
 		acquiredUnix: s.wall,
-		attempt:      attempt,
+		claims:       claims,
 	}
 	if l.idleAt >= 0 {
 		heap.Remove(&s.idle, l.idleAt)
@@ -70,7 +70,7 @@ func (s *State) end(l *lock, kind EventKind) string {
 	w := l.waiters[0]
 	l.waiters = slices.Delete(l.waiters, 0, 1)
 	s.waiters--
-	s.grant(l, w.owner, w.ttl, w.attempt)
+	s.grant(l, w.owner, w.ttl, w.claims)
 	return w.owner
 }
 

@@ -38,12 +38,12 @@ var invariantRows = []struct {
 	},
 	{
 		name: "a grant of a held lock",
-		give: func() { s, l := heldWithWaiter(); s.grant(l, "c", 10, 0) },
+		give: func() { s, l := heldWithWaiter(); s.grant(l, "c", 10, nil) },
 		want: `dlock: fsm invariant broken: grant of lock "L" to "c" while "a" holds token 1`,
 	},
 	{
 		name: "a grant to an owner still queued",
-		give: func() { s, l := heldWithWaiter(); l.held = false; s.grant(l, "b", 10, 0) },
+		give: func() { s, l := heldWithWaiter(); l.held = false; s.grant(l, "b", 10, nil) },
 		want: `dlock: fsm invariant broken: holder also queued: lock "L" owner "b"`,
 	},
 	{

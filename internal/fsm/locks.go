@@ -27,7 +27,7 @@ func (s *State) acquire(a *fsmpb.Acquire) *fsmpb.Result {
 	}
 	switch {
 	case !l.held:
-		s.grant(l, a.GetOwner(), a.GetTtlNanos(), 0)
+		s.grant(l, a.GetOwner(), a.GetTtlNanos(), addClaim(nil, a.GetAttempt()))
 		return holdResult(fsmpb.Code_OK, l)
 	case l.hold.owner == a.GetOwner():
 		l.hold.ttl = a.GetTtlNanos()
@@ -41,7 +41,7 @@ func (s *State) acquire(a *fsmpb.Acquire) *fsmpb.Result {
 
 // enqueue queues the acquirer on l, which another owner holds. A queued owner
 // keeps its place; its deadline only grows, its TTL is updated, and the new
-// call becomes the one waiting (a Withdraw must now name its attempt).
+// call claims the wait too.
 func (s *State) enqueue(l *lock, a *fsmpb.Acquire) *fsmpb.Result {
 	s.dropDeadWaiters(l)
 	deadline := satAdd(s.now, a.GetWaitNanos())
@@ -49,7 +49,7 @@ func (s *State) enqueue(l *lock, a *fsmpb.Acquire) *fsmpb.Result {
 		w := &l.waiters[i]
 		w.deadline = max(w.deadline, deadline)
 		w.ttl = a.GetTtlNanos()
-		w.attempt = a.GetAttempt()
+		w.claims = addClaim(w.claims, a.GetAttempt())
 		return &fsmpb.Result{Code: fsmpb.Code_QUEUED, Position: uint32(i + 1), TtlNanos: w.ttl}
 	}
 	if len(l.waiters) >= s.limits.WaitersPerLockMax {
@@ -58,7 +58,7 @@ func (s *State) enqueue(l *lock, a *fsmpb.Acquire) *fsmpb.Result {
 	mustf(l.hold.owner != a.GetOwner(), "holder also queued: lock %q owner %q token %d",
 		l.name, a.GetOwner(), l.hold.token)
 	l.waiters = append(l.waiters, waiter{owner: a.GetOwner(), ttl: a.GetTtlNanos(), deadline: deadline,
-		enqueued: s.now, attempt: a.GetAttempt()})
+		enqueued: s.now, claims: addClaim(nil, a.GetAttempt())})
 	s.waiters++
 	return &fsmpb.Result{Code: fsmpb.Code_QUEUED, Position: uint32(len(l.waiters)), TtlNanos: a.GetTtlNanos()}
 }
@@ -112,11 +112,12 @@ func (s *State) release(r *fsmpb.Release) *fsmpb.Result {
 	return &fsmpb.Result{Code: fsmpb.Code_OK, Token: token, NextOwner: s.end(l, EventReleased)}
 }
 
-// withdraw is sent by a call that stopped waiting. It takes that call's
-// waiter out of the queue or, if a grant from the queue raced with its
-// timeout, releases the hold granted to it. It never touches a wait or hold
-// that belongs to another call of the same owner (another attempt, or a hold
-// granted at once): those are IGNORED. A lapsed hold is ended first.
+// withdraw is sent by a call that stopped waiting: it drops that call's
+// claim on the owner's wait, or on the hold granted from it (or at once).
+// Only when the last claim goes does the waiter leave the queue, or the hold
+// end and pass on, so a call never withdraws what another call of the same
+// owner still waits for or was told it holds. A wait or hold the call does
+// not claim is left alone (IGNORED). A lapsed hold is ended first.
 func (s *State) withdraw(w *fsmpb.Withdraw) *fsmpb.Result {
 	if p := firstProblem(s.checkName(w.GetName()), s.checkOwner(w.GetOwner()),
 		checkSet("attempt", w.GetAttempt())); p != nil {
@@ -129,12 +130,18 @@ func (s *State) withdraw(w *fsmpb.Withdraw) *fsmpb.Result {
 	if s.lapsed(l) {
 		s.end(l, EventExpired)
 	}
-	if i := l.waiterIndex(w.GetOwner()); i >= 0 && l.waiters[i].attempt == w.GetAttempt() {
-		l.waiters = slices.Delete(l.waiters, i, i+1)
-		s.waiters--
+	if i := l.waiterIndex(w.GetOwner()); i >= 0 && hasClaim(l.waiters[i].claims, w.GetAttempt()) {
+		wt := &l.waiters[i]
+		if wt.claims = dropClaim(wt.claims, w.GetAttempt()); len(wt.claims) == 0 {
+			l.waiters = slices.Delete(l.waiters, i, i+1)
+			s.waiters--
+		}
 		return &fsmpb.Result{Code: fsmpb.Code_OK}
 	}
-	if l.held && l.hold.owner == w.GetOwner() && l.hold.attempt == w.GetAttempt() {
+	if l.held && l.hold.owner == w.GetOwner() && hasClaim(l.hold.claims, w.GetAttempt()) {
+		if l.hold.claims = dropClaim(l.hold.claims, w.GetAttempt()); len(l.hold.claims) > 0 {
+			return &fsmpb.Result{Code: fsmpb.Code_OK, Token: l.hold.token}
+		}
 		token := l.hold.token
 		next := s.end(l, EventReleased)
 		return &fsmpb.Result{Code: fsmpb.Code_OK, Token: token, NextOwner: next, Released: true}
@@ -143,23 +150,58 @@ func (s *State) withdraw(w *fsmpb.Withdraw) *fsmpb.Result {
 		w.GetAttempt(), w.GetName())
 }
 
-// adopt makes a retried Acquire's call the one waiting: the retry of a
-// queued acquire (same client id and seq) gets the remembered answer, and
-// the call that first carried it may still withdraw. Moving the attempt to
-// the retry makes that stale withdrawal IGNORED, so the retry keeps the
-// place in the queue, or the hold granted from it.
+// adopt lets a retried Acquire whose remembered answer is QUEUED claim the
+// wait it was queued in (or the hold since granted from it) for its own
+// call: the call that first carried it may withdraw, and the retry must
+// keep the place. Only a wait or a claimed hold is adopted, never a hold
+// granted without claims.
 func (s *State) adopt(a *fsmpb.Acquire) {
 	l := s.locks[a.GetName()]
 	if l == nil || a.GetAttempt() == 0 {
 		return
 	}
 	if i := l.waiterIndex(a.GetOwner()); i >= 0 {
-		l.waiters[i].attempt = a.GetAttempt()
+		l.waiters[i].claims = addClaim(l.waiters[i].claims, a.GetAttempt())
 		return
 	}
-	if l.held && l.hold.owner == a.GetOwner() && l.hold.attempt != 0 {
-		l.hold.attempt = a.GetAttempt()
+	if l.held && l.hold.owner == a.GetOwner() && len(l.hold.claims) > 0 {
+		l.hold.claims = addClaim(l.hold.claims, a.GetAttempt())
 	}
+}
+
+// ClaimsMax bounds the calls recorded as waiting for one wait or hold. Past
+// it the oldest claim is dropped: that call's withdrawal is then ignored,
+// which can only leave the wait or hold in place (until its deadline or
+// lease), never end one that a call still claims.
+const ClaimsMax = 16
+
+// addClaim adds attempt (not 0) to claims, dropping the oldest past
+// ClaimsMax. The result is a new slice: claims may be shared with a clone.
+func addClaim(claims []uint64, attempt uint64) []uint64 {
+	if attempt == 0 || hasClaim(claims, attempt) {
+		return claims
+	}
+	out := make([]uint64, 0, min(len(claims)+1, ClaimsMax))
+	if len(claims) >= ClaimsMax {
+		claims = claims[len(claims)-ClaimsMax+1:]
+	}
+	return append(append(out, claims...), attempt)
+}
+
+func hasClaim(claims []uint64, attempt uint64) bool { return slices.Contains(claims, attempt) }
+
+// dropClaim returns claims without attempt, as a new slice.
+func dropClaim(claims []uint64, attempt uint64) []uint64 {
+	out := make([]uint64, 0, len(claims))
+	for _, c := range claims {
+		if c != attempt {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // expire ends the hold with the given token if it is still current and its

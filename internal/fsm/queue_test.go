@@ -171,15 +171,20 @@ var withdrawRows = []row{
 
 func TestWithdraw(t *testing.T) { runRows(t, testLimits(), withdrawRows) }
 
-// A call that gives up withdraws only what it waited for: never a hold
-// granted at once (a reentrant refresh that failed must not cut the lease
-// short), and never a wait taken over by a later call of the same owner or
-// by a retry of the same request.
+// A call that gives up withdraws only its own claim: the wait (or the hold
+// granted from it, or at once) ends only when no call still claims it. A
+// holder's refresh claims nothing, so its failure never ends the hold, and
+// a retried request claims the wait it was queued in.
 var attemptRows = []row{
 	{
-		name: "a hold granted at once is not withdrawn",
-		give: []step{at(100, acq("L", "a", 10, 0)), at(100, wd("L", "a"))},
-		want: want{res: "IGNORED", lock: "a token=1 nonce=1 ttl=10 at=100 exp=110", same: true},
+		name: "a refresh by the holder claims nothing",
+		give: []step{at(100, acqBy("L", "a", 10, 50, 1)), at(101, acqBy("L", "a", 10, 50, 2)), at(101, withdrawBy("L", "a", 2))},
+		want: want{res: "IGNORED", lock: "a token=1 nonce=1 ttl=10 at=100 exp=111", same: true},
+	},
+	{
+		name: "a caller gone right after an immediate grant releases it",
+		give: []step{at(100, acqBy("L", "a", 10, 50, 1)), at(101, withdrawBy("L", "a", 1))},
+		want: want{res: "OK token=1 released=true", events: "released L a token=1 nonce=1 ttl=10 acq=100", lock: "free nonce=1 released=101"},
 	},
 	{
 		name: "another call's withdrawal leaves the wait alone",
@@ -187,48 +192,37 @@ var attemptRows = []row{
 		want: want{res: "IGNORED", lock: "a token=1 nonce=1 ttl=10 at=100 exp=110 q=b(ttl=10,dl=150)", same: true},
 	},
 	{
-		name: "a repeated acquire takes over the wait",
-		give: []step{
-			at(100, acq("L", "a", 10, 0), acqBy("L", "b", 10, 50, 1)),
-			at(101, acqBy("L", "b", 10, 50, 2)),
-			at(101, withdrawBy("L", "b", 1)),
-		},
-		want: want{res: "IGNORED", lock: "a token=1 nonce=1 ttl=10 at=100 exp=110 q=b(ttl=10,dl=151)", same: true},
+		name: "a wait claimed by two calls stays when one leaves",
+		give: []step{at(100, acq("L", "a", 10, 0), acqBy("L", "b", 10, 50, 1)), at(101, acqBy("L", "b", 10, 50, 2)), at(101, withdrawBy("L", "b", 1))},
+		want: want{res: "OK", lock: "a token=1 nonce=1 ttl=10 at=100 exp=110 q=b(ttl=10,dl=151)"},
 	},
 	{
-		name: "the call that took over the wait withdraws it",
+		name: "a wait leaves the queue when its last call leaves",
 		give: []step{
-			at(100, acq("L", "a", 10, 0), acqBy("L", "b", 10, 50, 1)),
-			at(101, acqBy("L", "b", 10, 50, 2)),
-			at(102, withdrawBy("L", "b", 2)),
+			at(100, acq("L", "a", 10, 0), acqBy("L", "b", 10, 50, 1)), at(101, acqBy("L", "b", 10, 50, 2)),
+			at(101, withdrawBy("L", "b", 1), withdrawBy("L", "b", 2)),
 		},
-		want: want{res: "OK", lock: "a token=1 nonce=1 ttl=10 at=100 exp=110"},
+		want: want{res: "OK; OK", lock: "a token=1 nonce=1 ttl=10 at=100 exp=110"},
 	},
 	{
-		name: "a hold granted from another call's wait is not withdrawn",
+		name: "a hold granted to two waiting calls survives one leaving",
 		give: []step{
-			at(100, acq("L", "a", 10, 0), acqBy("L", "b", 10, 50, 1)),
-			at(101, rel("L", "a", 0)),
-			at(101, withdrawBy("L", "b", 2)),
+			at(100, acq("L", "a", 10, 0), acqBy("L", "b", 10, 50, 1)), at(101, acqBy("L", "b", 10, 50, 2)),
+			at(102, rel("L", "a", 0)), at(102, withdrawBy("L", "b", 2)),
 		},
-		want: want{res: "IGNORED", lock: "b token=2 nonce=2 ttl=10 at=101 exp=111", same: true},
+		want: want{res: "OK token=2", lock: "b token=2 nonce=2 ttl=10 at=102 exp=112"},
 	},
 	{
-		name: "a retried acquire adopts the wait",
+		name: "a retried acquire claims the wait",
 		give: []step{
 			at(100, acq("L", "a", 10, 0), as("c", 1, acqBy("L", "b", 10, 50, 1))),
 			at(101, as("c", 1, acqBy("L", "b", 10, 50, 2))),
 			at(101, withdrawBy("L", "b", 1)),
 		},
-		want: want{
-			res:    "IGNORED",
-			lock:   "a token=1 nonce=1 ttl=10 at=100 exp=110 q=b(ttl=10,dl=150)",
-			client: "c@100:1=QUEUED",
-			same:   true,
-		},
+		want: want{res: "OK", lock: "a token=1 nonce=1 ttl=10 at=100 exp=110 q=b(ttl=10,dl=150)", client: "c@100:1=QUEUED"},
 	},
 	{
-		name: "a retried acquire adopts the hold granted from its wait",
+		name: "a retried acquire claims the hold granted from its wait",
 		give: []step{
 			at(100, acq("L", "a", 10, 0), as("c", 1, acqBy("L", "b", 10, 50, 1))),
 			at(101, rel("L", "a", 0)),
@@ -236,11 +230,30 @@ var attemptRows = []row{
 			at(103, withdrawBy("L", "b", 1), withdrawBy("L", "b", 2)),
 		},
 		want: want{
-			res:    "IGNORED; OK token=2 released=true",
+			res:    "OK token=2; OK token=2 released=true",
 			events: "released L b token=2 nonce=2 ttl=10 acq=101",
 			lock:   "free nonce=2 released=103",
 			client: "c@100:1=QUEUED",
 		},
+	},
+	{
+		name: "a stale replay of the first call does not end the retry's hold",
+		give: []step{
+			at(100, acq("L", "a", 10, 0), as("c", 1, acqBy("L", "b", 10, 50, 1))),
+			at(101, as("c", 1, acqBy("L", "b", 10, 50, 2)), withdrawBy("L", "b", 1), as("c", 1, acqBy("L", "b", 10, 50, 1))),
+			at(102, rel("L", "a", 0)),
+			at(102, withdrawBy("L", "b", 1)),
+		},
+		want: want{res: "OK token=2", lock: "b token=2 nonce=2 ttl=10 at=102 exp=112", client: "c@100:1=QUEUED"},
+	},
+	{
+		name: "only a queued answer is claimed by a retry",
+		give: []step{
+			at(100, acq("L", "a", 10, 0), as("c", 1, acqBy("L", "b", 10, 0, 1)), acqBy("L", "b", 10, 50, 2)),
+			at(101, as("c", 1, acqBy("L", "b", 10, 0, 3))),
+			at(101, withdrawBy("L", "b", 2)),
+		},
+		want: want{res: "OK", lock: "a token=1 nonce=1 ttl=10 at=100 exp=110", client: "c@100:1=LOCKED"},
 	},
 }
 

@@ -96,7 +96,7 @@ func (b *rebuilder) lock(r *fsmpb.LockRecord) error {
 		l.held = true
 		l.hold = hold{owner: h.GetOwner(), token: h.GetToken(), ttl: h.GetTtlNanos(),
 			granted: h.GetGrantedNanos(), expires: h.GetExpiresNanos(), acquiredUnix: h.GetAcquiredUnixNanos(),
-			attempt: h.GetAttempt()}
+			claims: h.GetClaims()}
 		l.expiryAt = len(s.expiry.items)
 		s.expiry.items = append(s.expiry.items, l)
 	} else {
@@ -108,7 +108,7 @@ func (b *rebuilder) lock(r *fsmpb.LockRecord) error {
 			return corrupt("lock %q has a nil waiter", l.name)
 		}
 		l.waiters = append(l.waiters, waiter{owner: w.GetOwner(), ttl: w.GetTtlNanos(),
-			deadline: w.GetDeadlineNanos(), enqueued: w.GetEnqueuedNanos(), attempt: w.GetAttempt()})
+			deadline: w.GetDeadlineNanos(), enqueued: w.GetEnqueuedNanos(), claims: w.GetClaims()})
 	}
 	s.waiters += len(l.waiters)
 	s.locks[l.name] = l
@@ -117,7 +117,8 @@ func (b *rebuilder) lock(r *fsmpb.LockRecord) error {
 }
 
 func (b *rebuilder) client(r *fsmpb.ClientRecord) error {
-	c := &client{id: r.GetClientId(), lastSeen: r.GetLastSeenNanos(), ackedBelow: r.GetAckedBelow()}
+	c := &client{id: r.GetClientId(), lastSeen: r.GetLastSeenNanos(), ackedBelow: r.GetAckedBelow(),
+		evictedMax: r.GetEvictedMax()}
 	for _, e := range r.GetResults() {
 		if e.GetResult() == nil {
 			return corrupt("client %q seq %d has no result", c.id, e.GetSeq())

@@ -281,6 +281,32 @@ var acknowledgeRows = []row{
 
 func TestAcknowledge(t *testing.T) { runRows(t, testLimits(), acknowledgeRows) }
 
+// Past ResultsPerClientMax the oldest answer that is not QUEUED is evicted
+// first: a queued acquire is the request likely to be retried long after
+// it was sent. An evicted seq is refused, never applied again.
+var evictionRows = []row{
+	{
+		name: "a queued acquire outlives newer answers",
+		give: []step{
+			at(100, acq("L", "a", 10, 0), as("c", 1, acq("L", "b", 10, 50)), as("c", 2, put("k", "1")), as("c", 3, put("k", "2"))),
+			at(100, as("c", 1, acq("L", "b", 10, 50))),
+		},
+		want: want{res: "QUEUED ttl=10 pos=1 replayed=true", kv: "k=2", client: "c@100:1=QUEUED,3=OK",
+			lock: "a token=1 nonce=1 ttl=10 at=100 exp=110 q=b(ttl=10,dl=150)", same: true},
+	},
+	{
+		name: "an evicted answer's seq is refused",
+		give: []step{
+			at(100, acq("L", "a", 10, 0), as("c", 1, acq("L", "b", 10, 50)), as("c", 2, put("k", "1")), as("c", 3, put("k", "2"))),
+			at(100, as("c", 2, put("k", "1"))),
+		},
+		want: want{res: "STALE_REQUEST", kv: "k=2", client: "c@100:1=QUEUED,3=OK",
+			lock: "a token=1 nonce=1 ttl=10 at=100 exp=110 q=b(ttl=10,dl=150)", same: true},
+	},
+}
+
+func TestEviction(t *testing.T) { runRows(t, testLimits(), evictionRows) }
+
 // "The table is bounded: ... clients idle past a horizon (in log time) are
 // forgotten." Released lock records are pruned likewise, so LocksMax bounds
 // what is in use, not every name ever used.

@@ -86,20 +86,20 @@ func lockRecord(l *lock) *fsmpb.SnapshotRecord {
 	if l.held {
 		h := l.hold
 		r.Hold = &fsmpb.Hold{Owner: h.owner, Token: h.token, TtlNanos: h.ttl,
-			GrantedNanos: h.granted, ExpiresNanos: h.expires, AcquiredUnixNanos: h.acquiredUnix, Attempt: h.attempt}
+			GrantedNanos: h.granted, ExpiresNanos: h.expires, AcquiredUnixNanos: h.acquiredUnix, Claims: h.claims}
 	}
 	if len(l.waiters) > 0 {
 		r.Waiters = make([]*fsmpb.Waiter, len(l.waiters))
 		for i, w := range l.waiters {
 			r.Waiters[i] = &fsmpb.Waiter{Owner: w.owner, TtlNanos: w.ttl,
-				DeadlineNanos: w.deadline, EnqueuedNanos: w.enqueued, Attempt: w.attempt}
+				DeadlineNanos: w.deadline, EnqueuedNanos: w.enqueued, Claims: w.claims}
 		}
 	}
 	return &fsmpb.SnapshotRecord{Rec: &fsmpb.SnapshotRecord_Lock{Lock: r}}
 }
 
 func clientRecord(c *client) *fsmpb.SnapshotRecord {
-	r := &fsmpb.ClientRecord{ClientId: c.id, LastSeenNanos: c.lastSeen, AckedBelow: c.ackedBelow,
+	r := &fsmpb.ClientRecord{ClientId: c.id, LastSeenNanos: c.lastSeen, AckedBelow: c.ackedBelow, EvictedMax: c.evictedMax,
 		Results: make([]*fsmpb.CachedResult, len(c.results))}
 	for i, e := range c.results {
 		r.Results[i] = &fsmpb.CachedResult{Seq: e.seq, Result: e.res}
@@ -155,8 +155,8 @@ func recordSizeMax(l Limits) int64 {
 // Clone returns a deep copy of s, so that a snapshot can be written from the
 // copy while s keeps applying: take it under the caller's lock, then release
 // the lock and run WriteSnapshot on the copy. It copies structs without
-// encoding (strings, KV values and remembered results, never modified in
-// place, are shared).
+// encoding (strings, KV values, claims and remembered results, never
+// modified in place, are shared).
 func (s *State) Clone() *State {
 	c := New(s.limits)
 	c.now, c.fence, c.lastPrune, c.waiters = s.now, s.fence, s.lastPrune, s.waiters

@@ -60,7 +60,7 @@ type hold struct {
 	granted      int64
 	expires      int64
 	acquiredUnix int64  // the granting entry's wall clock, for display only
-	attempt      uint64 // the waiting call it was granted to from the queue; 0 if granted at once
+	claims       []uint64 // attempts of the calls it was granted to (see Acquire.attempt)
 }
 
 // waiter is one queued Acquire. A waiter whose deadline < now is dead: it is
@@ -70,7 +70,7 @@ type waiter struct {
 	ttl      int64 // the TTL it will be granted with
 	deadline int64
 	enqueued int64
-	attempt  uint64 // the call waiting for it; a Withdraw must name it
+	claims   []uint64 // attempts of the calls waiting for it (see Acquire.attempt)
 }
 
 // client is one idempotency table entry.
@@ -81,6 +81,9 @@ type client struct {
 	// ackedBelow: the client has the answers of every seq below it; those
 	// seqs are refused (STALE_REQUEST), never applied again.
 	ackedBelow uint64
+	// evictedMax is the highest seq whose result was evicted for room: a seq
+	// at or below it that is not remembered may have been applied already.
+	evictedMax uint64
 	lruAt      int // index in State.lru
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // verify checks every invariant of s and returns the first break it finds.
@@ -108,6 +109,19 @@ func (s *State) verifyHold(h hold) error {
 	case h.expires < h.granted:
 		return fmt.Errorf("expires at %d, before its grant at %d", h.expires, h.granted)
 	}
+	return verifyClaims(h.claims)
+}
+
+// verifyClaims checks a claim set: at most ClaimsMax distinct, non-zero attempts.
+func verifyClaims(claims []uint64) error {
+	if len(claims) > ClaimsMax {
+		return fmt.Errorf("%d claims, over %d", len(claims), ClaimsMax)
+	}
+	for i, c := range claims {
+		if c == 0 || slices.Contains(claims[:i], c) {
+			return fmt.Errorf("claim %d (%d) is zero or repeated", i+1, c)
+		}
+	}
 	return nil
 }
 
@@ -128,6 +142,9 @@ func (s *State) verifyQueue(l *lock) error {
 			return fmt.Errorf("waiter %q: enqueued at %d, outside [0, now %d]", w.owner, w.enqueued, s.now)
 		case w.deadline < w.enqueued:
 			return fmt.Errorf("waiter %q: deadline %d before enqueued %d", w.owner, w.deadline, w.enqueued)
+		}
+		if err := verifyClaims(w.claims); err != nil {
+			return fmt.Errorf("waiter %q: %w", w.owner, err)
 		}
 		seen[w.owner] = true
 	}

@@ -384,10 +384,11 @@ type Acquire struct {
 	TtlNanos int64                  `protobuf:"varint,3,opt,name=ttl_nanos,json=ttlNanos,proto3" json:"ttl_nanos,omitempty"`
 	// wait_nanos is how long the owner may wait in the queue; 0: do not queue.
 	WaitNanos int64 `protobuf:"varint,4,opt,name=wait_nanos,json=waitNanos,proto3" json:"wait_nanos,omitempty"`
-	// attempt identifies the server-side call that waits for this acquire. A
-	// Withdraw names it, so a call that gives up withdraws only its own wait
-	// (or the hold granted from it), never one made by another call of the
-	// same owner. 0: a call that will not withdraw.
+	// attempt identifies the server-side call that waits for this acquire.
+	// The wait (and a hold granted from it, or at once) records the claims of
+	// every call waiting for it; a Withdraw removes one claim, and only the
+	// last one leaves the queue or releases the hold. 0: a call that never
+	// withdraws (it claims nothing).
 	Attempt       uint64 `protobuf:"varint,5,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1270,9 +1271,9 @@ type Hold struct {
 	GrantedNanos      int64                  `protobuf:"varint,4,opt,name=granted_nanos,json=grantedNanos,proto3" json:"granted_nanos,omitempty"`
 	ExpiresNanos      int64                  `protobuf:"varint,5,opt,name=expires_nanos,json=expiresNanos,proto3" json:"expires_nanos,omitempty"`
 	AcquiredUnixNanos int64                  `protobuf:"varint,6,opt,name=acquired_unix_nanos,json=acquiredUnixNanos,proto3" json:"acquired_unix_nanos,omitempty"`
-	// attempt is the attempt of the queued Acquire this hold was granted
-	// from; 0 for a hold granted at once.
-	Attempt       uint64 `protobuf:"varint,7,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// claims are the attempts of the calls that wait for (or were granted)
+	// this hold; a Withdraw releases it only when it removes the last one.
+	Claims        []uint64 `protobuf:"varint,7,rep,packed,name=claims,proto3" json:"claims,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1349,11 +1350,11 @@ func (x *Hold) GetAcquiredUnixNanos() int64 {
 	return 0
 }
 
-func (x *Hold) GetAttempt() uint64 {
+func (x *Hold) GetClaims() []uint64 {
 	if x != nil {
-		return x.Attempt
+		return x.Claims
 	}
-	return 0
+	return nil
 }
 
 type Waiter struct {
@@ -1362,7 +1363,8 @@ type Waiter struct {
 	TtlNanos      int64                  `protobuf:"varint,2,opt,name=ttl_nanos,json=ttlNanos,proto3" json:"ttl_nanos,omitempty"`
 	DeadlineNanos int64                  `protobuf:"varint,3,opt,name=deadline_nanos,json=deadlineNanos,proto3" json:"deadline_nanos,omitempty"`
 	EnqueuedNanos int64                  `protobuf:"varint,4,opt,name=enqueued_nanos,json=enqueuedNanos,proto3" json:"enqueued_nanos,omitempty"`
-	Attempt       uint64                 `protobuf:"varint,5,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// claims are the attempts of the calls waiting for this waiter's grant.
+	Claims        []uint64 `protobuf:"varint,5,rep,packed,name=claims,proto3" json:"claims,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1425,11 +1427,11 @@ func (x *Waiter) GetEnqueuedNanos() int64 {
 	return 0
 }
 
-func (x *Waiter) GetAttempt() uint64 {
+func (x *Waiter) GetClaims() []uint64 {
 	if x != nil {
-		return x.Attempt
+		return x.Claims
 	}
-	return 0
+	return nil
 }
 
 type KVRecord struct {
@@ -1490,6 +1492,7 @@ type ClientRecord struct {
 	LastSeenNanos int64                  `protobuf:"varint,2,opt,name=last_seen_nanos,json=lastSeenNanos,proto3" json:"last_seen_nanos,omitempty"`
 	Results       []*CachedResult        `protobuf:"bytes,3,rep,name=results,proto3" json:"results,omitempty"`
 	AckedBelow    uint64                 `protobuf:"varint,4,opt,name=acked_below,json=ackedBelow,proto3" json:"acked_below,omitempty"`
+	EvictedMax    uint64                 `protobuf:"varint,5,opt,name=evicted_max,json=evictedMax,proto3" json:"evicted_max,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1548,6 +1551,13 @@ func (x *ClientRecord) GetResults() []*CachedResult {
 func (x *ClientRecord) GetAckedBelow() uint64 {
 	if x != nil {
 		return x.AckedBelow
+	}
+	return 0
+}
+
+func (x *ClientRecord) GetEvictedMax() uint64 {
+	if x != nil {
+		return x.EvictedMax
 	}
 	return 0
 }
@@ -1692,30 +1702,32 @@ const file_internal_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x04hold\x18\x02 \x01(\v2\x12.dlock.fsm.v1.HoldR\x04hold\x12\x14\n" +
 	"\x05nonce\x18\x03 \x01(\x04R\x05nonce\x12.\n" +
 	"\awaiters\x18\x04 \x03(\v2\x14.dlock.fsm.v1.WaiterR\awaiters\x12%\n" +
-	"\x0ereleased_nanos\x18\x05 \x01(\x03R\rreleasedNanos\"\xe3\x01\n" +
+	"\x0ereleased_nanos\x18\x05 \x01(\x03R\rreleasedNanos\"\xe1\x01\n" +
 	"\x04Hold\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\x04R\x05token\x12\x1b\n" +
 	"\tttl_nanos\x18\x03 \x01(\x03R\bttlNanos\x12#\n" +
 	"\rgranted_nanos\x18\x04 \x01(\x03R\fgrantedNanos\x12#\n" +
 	"\rexpires_nanos\x18\x05 \x01(\x03R\fexpiresNanos\x12.\n" +
-	"\x13acquired_unix_nanos\x18\x06 \x01(\x03R\x11acquiredUnixNanos\x12\x18\n" +
-	"\aattempt\x18\a \x01(\x04R\aattempt\"\xa3\x01\n" +
+	"\x13acquired_unix_nanos\x18\x06 \x01(\x03R\x11acquiredUnixNanos\x12\x16\n" +
+	"\x06claims\x18\a \x03(\x04R\x06claims\"\xa1\x01\n" +
 	"\x06Waiter\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x1b\n" +
 	"\tttl_nanos\x18\x02 \x01(\x03R\bttlNanos\x12%\n" +
 	"\x0edeadline_nanos\x18\x03 \x01(\x03R\rdeadlineNanos\x12%\n" +
-	"\x0eenqueued_nanos\x18\x04 \x01(\x03R\renqueuedNanos\x12\x18\n" +
-	"\aattempt\x18\x05 \x01(\x04R\aattempt\"2\n" +
+	"\x0eenqueued_nanos\x18\x04 \x01(\x03R\renqueuedNanos\x12\x16\n" +
+	"\x06claims\x18\x05 \x03(\x04R\x06claims\"2\n" +
 	"\bKVRecord\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"\xaa\x01\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\xcb\x01\n" +
 	"\fClientRecord\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12&\n" +
 	"\x0flast_seen_nanos\x18\x02 \x01(\x03R\rlastSeenNanos\x124\n" +
 	"\aresults\x18\x03 \x03(\v2\x1a.dlock.fsm.v1.CachedResultR\aresults\x12\x1f\n" +
 	"\vacked_below\x18\x04 \x01(\x04R\n" +
-	"ackedBelow\"N\n" +
+	"ackedBelow\x12\x1f\n" +
+	"\vevicted_max\x18\x05 \x01(\x04R\n" +
+	"evictedMax\"N\n" +
 	"\fCachedResult\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12,\n" +
 	"\x06result\x18\x02 \x01(\v2\x14.dlock.fsm.v1.ResultR\x06result*\xa2\x01\n" +
