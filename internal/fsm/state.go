@@ -59,7 +59,7 @@ type hold struct {
 	ttl          int64
 	granted      int64
 	expires      int64
-	acquiredUnix int64  // the granting entry's wall clock, for display only
+	acquiredUnix int64    // the granting entry's wall clock, for display only
 	claims       []uint64 // attempts of the calls it was granted to (see Acquire.attempt)
 }
 
