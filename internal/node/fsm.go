@@ -32,9 +32,8 @@ type replica struct {
 	applied   uint64
 	appliedAt time.Time // local monotonic time of the last apply, for lease display
 
-	waitMu  sync.Mutex
-	waitCh  chan struct{} // closed and replaced on every apply
-	resyncs uint64
+	waitMu sync.Mutex
+	waitCh chan struct{} // closed and replaced on every apply
 }
 
 func newReplica(l fsm.Limits, sink EventSink, clock func() time.Time) *replica {

@@ -73,7 +73,7 @@ func (m *mux) track(conn net.Conn) (net.Conn, error) {
 	return tc, nil
 }
 
-func newMux(ln net.Listener, advertise string) (*mux, error) {
+func newMux(ln net.Listener, advertise string) *mux {
 	adv, err := net.ResolveTCPAddr("tcp", advertise)
 	if err != nil {
 		// Unresolvable names (a peer's compose service name seen from
@@ -90,7 +90,7 @@ func newMux(ln net.Listener, advertise string) (*mux, error) {
 	m.peer = newChanListener(ln.Addr(), m.done)
 	m.wg.Add(1)
 	go m.serve()
-	return m, nil
+	return m
 }
 
 type stringAddr string

@@ -84,10 +84,7 @@ func New(opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := n.start(); err != nil {
-		n.Close()
-		return nil, err
-	}
+	n.start()
 	return n, nil
 }
 
@@ -154,7 +151,7 @@ func (n *Node) openRaft(logOut io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("dlock: listen on network.self_address %q: %w", n.cfg.Network.SelfAddress, err)
 	}
-	n.mux, _ = newMux(ln, n.book.self(n.cfg.ID.SelfID))
+	n.mux = newMux(ln, n.book.self(n.cfg.ID.SelfID))
 	n.peers = newPeerClients(n.mux.dial, n.timing.TransportTimeout)
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		ServerAddressProvider: n.book,
@@ -226,7 +223,7 @@ func (n *Node) bootstrapIfNew(rc *raft.Config, logs raft.LogStore, snaps raft.Sn
 
 // start launches the node's goroutines: the peer gRPC server, the proposal
 // batcher and the leadership watcher.
-func (n *Node) start() error {
+func (n *Node) start() {
 	n.peerSrv = grpc.NewServer()
 	peerpb.RegisterPeerServer(n.peerSrv, &peerService{n: n})
 	n.wg.Add(1)
@@ -237,7 +234,6 @@ func (n *Node) start() error {
 	n.workers.Add(2)
 	go n.runBatcher()
 	go n.watchLeadership()
-	return nil
 }
 
 // Close stops the node at once: it takes no new proposals, and callers
