@@ -31,7 +31,9 @@ func serveCommand() *cobra.Command {
 		Long: `Run one dlock node. With --config it reads a seed-compatible config.yaml;
 without it, it starts a single node: Raft on 127.0.0.1:14005, clients on
 127.0.0.1:24005, data in ./dlock-data. SIGINT or SIGTERM stop it gracefully:
-calls in flight finish (for up to 3 s) and a leader hands over leadership first.`,
+calls in flight finish (for up to 3 s), acquires waiting in a queue are handed
+back to their clients to continue on another node, and a leader hands over
+leadership first.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := config.Default()
