@@ -61,8 +61,8 @@ func (s *State) command(c *fsmpb.Command) *fsmpb.Result {
 			"seq %d of client %q is below what the client acknowledged (%d)", c.Seq, c.ClientId, cl.ackedBelow)
 	}
 	if r := cl.lookup(c.Seq); r != nil {
-		if a := c.GetAcquire(); a != nil && r.Code == fsmpb.Code_QUEUED {
-			s.adopt(a)
+		if a := c.GetAcquire(); a != nil {
+			s.adopt(a, r)
 		}
 		replay := cloneResult(r)
 		replay.Replayed = true

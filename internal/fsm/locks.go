@@ -150,22 +150,30 @@ func (s *State) withdraw(w *fsmpb.Withdraw) *fsmpb.Result {
 		w.GetAttempt(), w.GetName())
 }
 
-// adopt lets a retried Acquire whose remembered answer is QUEUED claim the
-// wait it was queued in (or the hold since granted from it) for its own
-// call: the call that first carried it may withdraw, and the retry must
-// keep the place. Only a wait or a claimed hold is adopted, never a hold
-// granted without claims.
-func (s *State) adopt(a *fsmpb.Acquire) {
+// adopt lets a retried Acquire claim, for its own call, what the request
+// it retries got: the wait it was queued in (or the hold since granted from
+// it) if the remembered answer is QUEUED, or the very hold it was granted
+// (same token) if the answer is OK. The call that first carried it may
+// still withdraw, and must not take from the retry what the retry waits
+// for or tells its client it holds. Other answers (LOCKED, errors) queued
+// nothing and claim nothing; a hold without claims is never claimed.
+func (s *State) adopt(a *fsmpb.Acquire, answer *fsmpb.Result) {
 	l := s.locks[a.GetName()]
 	if l == nil || a.GetAttempt() == 0 {
 		return
 	}
-	if i := l.waiterIndex(a.GetOwner()); i >= 0 {
-		l.waiters[i].claims = addClaim(l.waiters[i].claims, a.GetAttempt())
-		return
-	}
-	if l.held && l.hold.owner == a.GetOwner() && len(l.hold.claims) > 0 {
-		l.hold.claims = addClaim(l.hold.claims, a.GetAttempt())
+	owned := l.held && l.hold.owner == a.GetOwner() && len(l.hold.claims) > 0
+	switch answer.GetCode() {
+	case fsmpb.Code_QUEUED:
+		if i := l.waiterIndex(a.GetOwner()); i >= 0 {
+			l.waiters[i].claims = addClaim(l.waiters[i].claims, a.GetAttempt())
+		} else if owned {
+			l.hold.claims = addClaim(l.hold.claims, a.GetAttempt())
+		}
+	case fsmpb.Code_OK:
+		if owned && l.hold.token == answer.GetToken() {
+			l.hold.claims = addClaim(l.hold.claims, a.GetAttempt())
+		}
 	}
 }
 

@@ -247,6 +247,25 @@ var attemptRows = []row{
 		want: want{res: "OK token=2", lock: "b token=2 nonce=2 ttl=10 at=102 exp=112", client: "c@100:1=QUEUED"},
 	},
 	{
+		name: "a retried acquire claims the hold it was granted at once",
+		give: []step{
+			at(100, as("c", 1, acqBy("L", "b", 10, 50, 1))),
+			at(101, as("c", 1, acqBy("L", "b", 10, 50, 2))),
+			at(101, withdrawBy("L", "b", 1)),
+		},
+		want: want{res: "OK token=1", lock: "b token=1 nonce=1 ttl=10 at=100 exp=110", client: "c@100:1=OK"},
+	},
+	{
+		name: "a retry does not claim a later hold of the owner",
+		give: []step{
+			at(100, as("c", 1, acqBy("L", "b", 10, 50, 1))),
+			at(101, withdrawBy("L", "b", 1), acqBy("L", "b", 10, 50, 3)),
+			at(102, as("c", 1, acqBy("L", "b", 10, 50, 2))),
+			at(102, withdrawBy("L", "b", 2)),
+		},
+		want: want{res: "IGNORED", lock: "b token=2 nonce=2 ttl=10 at=101 exp=111", client: "c@100:1=OK", same: true},
+	},
+	{
 		name: "only a queued answer is claimed by a retry",
 		give: []step{
 			at(100, acq("L", "a", 10, 0), as("c", 1, acqBy("L", "b", 10, 0, 1)), acqBy("L", "b", 10, 50, 2)),

@@ -54,13 +54,10 @@ func (s lockService) Acquire(ctx context.Context, req *dlockv1.AcquireRequest) (
 	switch {
 	case res.Code == fsmpb.Code_OK && !res.Replayed:
 		return acquireResponse(res.Token, res.Nonce, res.TtlNanos, res.AcquiredUnixNanos), nil
-	case res.Code != fsmpb.Code_QUEUED:
-		// A definite answer that queued nobody; a remembered grant was
-		// granted at once, never queued.
+	case res.Code != fsmpb.Code_OK && res.Code != fsmpb.Code_QUEUED:
+		// A definite answer that queued and granted nothing.
 		mayBeQueued = false
-		if res.Code != fsmpb.Code_OK {
-			return nil, resultError(res)
-		}
+		return nil, resultError(res)
 	}
 	// Queued, or a remembered answer: look at this node's state once it
 	// has applied the acquire.
