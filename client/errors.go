@@ -28,7 +28,7 @@ var (
 	ErrHeldByOther = errors.New("dlock: lock held by another owner")
 	// ErrTokenMismatch: Release or Renew gave a fencing token of an earlier hold; the lock has been
 	// granted again since.
-	ErrTokenMismatch = errors.New("dlock: fencing token names an earlier hold")
+	ErrTokenMismatch = errors.New("dlock: token does not match the current hold")
 	// ErrNotFound: Query named a lock that was never acquired, or Get or Delete a missing key.
 	ErrNotFound = errors.New("dlock: not found")
 	// ErrLimit: a size or count limit of the cluster refused the request (name, key or value too large,

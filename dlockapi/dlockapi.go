@@ -105,15 +105,28 @@ func (api *DLockRaftClientAPI) client(address string) (*client.Client, bool) {
 	return c, true
 }
 
-func timeoutOf(timeout []uint32) time.Duration {
+// waitOf is AcquireDLock's wait: the timeout given (0: do not wait), else
+// the default.
+func waitOf(timeout []uint32) time.Duration {
 	if len(timeout) > 0 {
 		return time.Duration(timeout[0]) * time.Millisecond
 	}
 	return DefaultTimeoutMs * time.Millisecond
 }
 
+// timeoutOf bounds the other calls: the timeout given, else (or if 0) the
+// default, since a call with no time at all could never reach the cluster.
+func timeoutOf(timeout []uint32) time.Duration {
+	if len(timeout) > 0 && timeout[0] > 0 {
+		return time.Duration(timeout[0]) * time.Millisecond
+	}
+	return DefaultTimeoutMs * time.Millisecond
+}
+
 // AcquireDLock takes lockName for ClientId with a lease of expire milliseconds, waiting in the lock's
-// FIFO queue for up to timeout milliseconds (default 2500; 0: do not wait). It returns true only if the
+// FIFO queue for up to timeout milliseconds (default 2500; 0: do not wait). An expire over the cluster's
+// limits.lease_max (default 24h) or a timeout over its limits.acquire_timeout_max (default 1h) is refused:
+// false, with nothing changed. It returns true only if the
 // cluster granted the lock to ClientId (an Acquire by the current owner is a grant too, and refreshes
 // the lease). It blocks at most timeout plus one second.
 func (api *DLockRaftClientAPI) AcquireDLock(address, lockName string, expire int64, timeout ...uint32) bool {
@@ -121,7 +134,7 @@ func (api *DLockRaftClientAPI) AcquireDLock(address, lockName string, expire int
 	if !ok || expire <= 0 {
 		return false
 	}
-	wait := timeoutOf(timeout)
+	wait := waitOf(timeout)
 	ctx, cancel := context.WithTimeout(context.Background(), wait+acquireGrace)
 	defer cancel()
 	_, err := c.Acquire(ctx, lockName, client.WithOwner(api.ClientId),
@@ -130,7 +143,7 @@ func (api *DLockRaftClientAPI) AcquireDLock(address, lockName string, expire int
 }
 
 // QueryDLock returns lockName's state and true, or nil and false if the lock was never acquired or the
-// node did not answer within timeout milliseconds (default 2500). A released lock is reported with an
+// node did not answer within timeout milliseconds (default, and for 0, 2500). A released lock is reported with an
 // empty Owner.
 func (api *DLockRaftClientAPI) QueryDLock(address, lockName string, timeout ...uint32) (*DLockQueryInfo, bool) {
 	c, ok := api.client(address)
@@ -159,7 +172,7 @@ func (api *DLockRaftClientAPI) QueryDLock(address, lockName string, timeout ...u
 
 // ReleaseDLock releases lockName if ClientId holds it, handing it to the next waiter. It returns true
 // iff this call released the lock; false if the lock was not held by ClientId or the node did not answer
-// within timeout milliseconds (default 2500).
+// within timeout milliseconds (default, and for 0, 2500).
 func (api *DLockRaftClientAPI) ReleaseDLock(address, lockName string, timeout ...uint32) bool {
 	c, ok := api.client(address)
 	if !ok {
@@ -171,7 +184,7 @@ func (api *DLockRaftClientAPI) ReleaseDLock(address, lockName string, timeout ..
 }
 
 // PutState stores value under key (an empty value stores an empty value) and returns true once the
-// cluster has applied it, within timeout milliseconds (default 2500).
+// cluster has applied it, within timeout milliseconds (default, and for 0, 2500).
 func (api *DLockRaftClientAPI) PutState(address, key string, value []byte, timeout ...uint32) bool {
 	c, ok := api.client(address)
 	if !ok {
@@ -184,7 +197,7 @@ func (api *DLockRaftClientAPI) PutState(address, key string, value []byte, timeo
 }
 
 // GetState returns the value stored under key: nil if the key is missing or the node did not answer
-// within timeout milliseconds (default 2500), a non-nil empty slice for an empty value.
+// within timeout milliseconds (default, and for 0, 2500), a non-nil empty slice for an empty value.
 func (api *DLockRaftClientAPI) GetState(address, key string, timeout ...uint32) []byte {
 	c, ok := api.client(address)
 	if !ok {
@@ -200,7 +213,7 @@ func (api *DLockRaftClientAPI) GetState(address, key string, timeout ...uint32) 
 }
 
 // DelState deletes key and returns true iff it existed and was deleted within timeout milliseconds
-// (default 2500).
+// (default, and for 0, 2500).
 func (api *DLockRaftClientAPI) DelState(address, key string, timeout ...uint32) bool {
 	c, ok := api.client(address)
 	if !ok {

@@ -201,3 +201,22 @@ func TestConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+// A timeout of 0 means "do not wait" to AcquireDLock, and the default to
+// every other call, which could not reach the cluster in no time at all.
+func TestZeroTimeout(t *testing.T) {
+	addr := clienttest.NewServer(t).Addr()
+	api := newAPI(t)
+	if !api.AcquireDLock(addr, "z", 60000, 0) {
+		t.Fatal("AcquireDLock of a free lock with timeout 0 = false, want true")
+	}
+	if info, ok := api.QueryDLock(addr, "z", 0); !ok || info.Owner != api.ClientId {
+		t.Fatalf("QueryDLock with timeout 0 = %+v, %v; want the hold", info, ok)
+	}
+	if !api.ReleaseDLock(addr, "z", 0) {
+		t.Fatal("ReleaseDLock with timeout 0 = false, want true")
+	}
+	if !api.PutState(addr, "k", []byte("v"), 0) || string(api.GetState(addr, "k", 0)) != "v" || !api.DelState(addr, "k", 0) {
+		t.Fatal("PutState, GetState, DelState with timeout 0 did not reach the node")
+	}
+}

@@ -108,8 +108,8 @@ func TestSeedNormalRelease(t *testing.T) {
 	if !c1.ReleaseDLock(r.addr(), lock) {
 		t.Fatal("client 1: ReleaseDLock = false, want true")
 	}
-	if info, ok := c1.QueryDLock(r.addr(), lock); !ok || info.Owner != "" {
-		t.Fatalf("QueryDLock after release = %+v, %v; want a record with no owner", info, ok)
+	if info, ok := c1.QueryDLock(r.addr(), lock); !ok || info.Owner != "" || info.Nonce != 1 || info.Timestamp == 0 {
+		t.Fatalf("QueryDLock after release = %+v, %v; want no owner, nonce 1 and the last grant's time", info, ok)
 	}
 	if !c2.AcquireDLock(r.addr(), lock, 2000) {
 		t.Fatal("client 2: AcquireDLock after release = false, want true")

@@ -714,7 +714,8 @@ func (x *ListLocksResponse) GetMore() bool {
 }
 
 // LockInfo is a lock's state. A released lock keeps its record (empty owner)
-// so that its nonce keeps counting.
+// so that its nonce keeps counting; token, ttl_ms and acquired_unix_nano then
+// describe its last hold.
 type LockInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`

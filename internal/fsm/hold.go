@@ -59,6 +59,8 @@ func (s *State) end(l *lock, kind EventKind) string {
 	s.emit(kind, l)
 	heap.Remove(&s.expiry, l.expiryAt)
 	l.held = false
+	l.last = l.hold
+	l.last.claims = nil
 	l.hold = hold{}
 	s.dropDeadWaiters(l)
 	if len(l.waiters) == 0 {

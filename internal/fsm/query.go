@@ -6,8 +6,11 @@ import "container/heap"
 type LockView struct {
 	Name string
 	// Owner, Token, TTL, GrantedNanos, ExpiresNanos and AcquiredUnixNanos
-	// describe the current hold, lapsed or not; they are zero when there is
-	// none. AcquiredUnixNanos is the granting leader's wall clock, for display.
+	// describe the current hold, lapsed or not. On a free lock, Token, TTL,
+	// GrantedNanos and AcquiredUnixNanos describe its last hold (Owner and
+	// ExpiresNanos are zero); all are zero if it was never held since its
+	// record was made. AcquiredUnixNanos is the granting leader's wall
+	// clock, for display.
 	Owner                                              string
 	Token                                              uint64
 	Nonce                                              uint64 // grants of this lock so far
@@ -27,6 +30,11 @@ func (s *State) view(l *lock) LockView {
 		v.GrantedNanos, v.ExpiresNanos = l.hold.granted, l.hold.expires
 		v.AcquiredUnixNanos = l.hold.acquiredUnix
 		v.Held = !s.lapsed(l)
+	} else if l.last.token != 0 {
+		// A free lock shows its last hold (owner left out): the seed's
+		// query reports the time of the last acquirement after a release.
+		v.Token, v.TTL, v.GrantedNanos = l.last.token, l.last.ttl, l.last.granted
+		v.AcquiredUnixNanos = l.last.acquiredUnix
 	}
 	for _, w := range l.waiters {
 		if w.deadline >= s.now {

@@ -38,9 +38,10 @@ var lockViewRows = []struct {
 		wantOK: true,
 	},
 	{
-		name:   "a released lock keeps its record and nonce",
-		give:   []step{at(100, acq("L", "a", 10, 0), rel("L", "a", 0))},
-		want:   LockView{Name: "L", Nonce: 1},
+		name: "a released lock keeps its record, nonce and last hold, without owner",
+		give: []step{at(100, acq("L", "a", 10, 0), rel("L", "a", 0))},
+		want: LockView{Name: "L", Nonce: 1, Token: 1, TTL: 10, GrantedNanos: 100,
+			AcquiredUnixNanos: 100 + wallAt},
 		wantOK: true,
 	},
 	{

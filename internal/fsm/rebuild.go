@@ -92,11 +92,12 @@ func (b *rebuilder) header(h *fsmpb.SnapshotHeader) error {
 func (b *rebuilder) lock(r *fsmpb.LockRecord) error {
 	s := b.s
 	l := &lock{name: r.GetName(), nonce: r.GetNonce(), released: r.GetReleasedNanos(), expiryAt: -1, idleAt: -1}
+	if h := r.GetLast(); h != nil {
+		l.last = holdOf(h)
+	}
 	if h := r.GetHold(); h != nil {
 		l.held = true
-		l.hold = hold{owner: h.GetOwner(), token: h.GetToken(), ttl: h.GetTtlNanos(),
-			granted: h.GetGrantedNanos(), expires: h.GetExpiresNanos(), acquiredUnix: h.GetAcquiredUnixNanos(),
-			claims: h.GetClaims()}
+		l.hold = holdOf(h)
 		l.expiryAt = len(s.expiry.items)
 		s.expiry.items = append(s.expiry.items, l)
 	} else {
@@ -150,4 +151,11 @@ func (b *rebuilder) finish() (*State, error) {
 		return nil, corrupt("%v", err)
 	}
 	return s, nil
+}
+
+// holdOf rebuilds a hold from its record.
+func holdOf(h *fsmpb.Hold) hold {
+	return hold{owner: h.GetOwner(), token: h.GetToken(), ttl: h.GetTtlNanos(),
+		granted: h.GetGrantedNanos(), expires: h.GetExpiresNanos(), acquiredUnix: h.GetAcquiredUnixNanos(),
+		claims: h.GetClaims()}
 }

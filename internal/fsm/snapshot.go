@@ -81,12 +81,18 @@ func (s *State) records(fn func(*fsmpb.SnapshotRecord) error) error {
 	return nil
 }
 
+func holdRecord(h hold) *fsmpb.Hold {
+	return &fsmpb.Hold{Owner: h.owner, Token: h.token, TtlNanos: h.ttl,
+		GrantedNanos: h.granted, ExpiresNanos: h.expires, AcquiredUnixNanos: h.acquiredUnix, Claims: h.claims}
+}
+
 func lockRecord(l *lock) *fsmpb.SnapshotRecord {
 	r := &fsmpb.LockRecord{Name: l.name, Nonce: l.nonce, ReleasedNanos: l.released}
 	if l.held {
-		h := l.hold
-		r.Hold = &fsmpb.Hold{Owner: h.owner, Token: h.token, TtlNanos: h.ttl,
-			GrantedNanos: h.granted, ExpiresNanos: h.expires, AcquiredUnixNanos: h.acquiredUnix, Claims: h.claims}
+		r.Hold = holdRecord(l.hold)
+	}
+	if l.last.token != 0 {
+		r.Last = holdRecord(l.last)
 	}
 	if len(l.waiters) > 0 {
 		r.Waiters = make([]*fsmpb.Waiter, len(l.waiters))

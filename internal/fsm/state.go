@@ -46,6 +46,7 @@ type lock struct {
 	hold     hold     // valid when held
 	waiters  []waiter // FIFO; only while held
 	released int64    // cluster time of the last release; valid when !held
+	last     hold     // the most recent hold that ended, for queries of a free lock (no claims)
 	expiryAt int      // index in State.expiry; -1 when !held
 	idleAt   int      // index in State.idle; -1 when held
 }

@@ -78,6 +78,8 @@ func (s *State) verifyLock(l *lock, tokens map[uint64]string) error {
 		return errors.New("released, but not exactly in the idle heap")
 	case l.held && (l.idleAt != -1 || !inHeap(&s.expiry, l.expiryAt, l)):
 		return errors.New("held, but not exactly in the expiry heap")
+	case l.last.token > s.fence || len(l.last.claims) > 0:
+		return fmt.Errorf("last hold token %d over fence %d, or with claims", l.last.token, s.fence)
 	case !l.held:
 		return nil
 	}

@@ -251,11 +251,12 @@ func (s lockService) List(ctx context.Context, req *dlockv1.ListLocksRequest) (*
 }
 
 func (s *Server) lockInfo(v fsm.LockView) *dlockv1.LockInfo {
-	li := &dlockv1.LockInfo{Name: v.Name, Nonce: v.Nonce, Waiters: uint32(v.Waiters)}
+	// A free lock reports its last hold's token, TTL and grant time, with
+	// no owner and nothing remaining.
+	li := &dlockv1.LockInfo{Name: v.Name, Nonce: v.Nonce, Waiters: uint32(v.Waiters), Token: v.Token,
+		TtlMs: time.Duration(v.TTL).Milliseconds(), AcquiredUnixNano: v.AcquiredUnixNanos}
 	if v.Held {
-		li.Owner, li.Token = v.Owner, v.Token
-		li.TtlMs = time.Duration(v.TTL).Milliseconds()
-		li.AcquiredUnixNano = v.AcquiredUnixNanos
+		li.Owner = v.Owner
 		li.RemainingMs = max(time.Duration(v.ExpiresNanos-s.node.ClusterNow()).Milliseconds(), 0)
 	}
 	return li

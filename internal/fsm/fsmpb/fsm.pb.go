@@ -1194,6 +1194,8 @@ type LockRecord struct {
 	Waiters []*Waiter              `protobuf:"bytes,4,rep,name=waiters,proto3" json:"waiters,omitempty"`
 	// released_nanos is when the lock was last freed (idle pruning).
 	ReleasedNanos int64 `protobuf:"varint,5,opt,name=released_nanos,json=releasedNanos,proto3" json:"released_nanos,omitempty"`
+	// last is the most recent hold that ended, shown by queries of a free lock.
+	Last          *Hold `protobuf:"bytes,6,opt,name=last,proto3" json:"last,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1261,6 +1263,13 @@ func (x *LockRecord) GetReleasedNanos() int64 {
 		return x.ReleasedNanos
 	}
 	return 0
+}
+
+func (x *LockRecord) GetLast() *Hold {
+	if x != nil {
+		return x.Last
+	}
+	return nil
 }
 
 type Hold struct {
@@ -1695,14 +1704,15 @@ const file_internal_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05locks\x18\x04 \x01(\x04R\x05locks\x12\x12\n" +
 	"\x04keys\x18\x05 \x01(\x04R\x04keys\x12\x18\n" +
 	"\aclients\x18\x06 \x01(\x04R\aclients\x12(\n" +
-	"\x10last_prune_nanos\x18\a \x01(\x03R\x0elastPruneNanos\"\xb5\x01\n" +
+	"\x10last_prune_nanos\x18\a \x01(\x03R\x0elastPruneNanos\"\xdd\x01\n" +
 	"\n" +
 	"LockRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12&\n" +
 	"\x04hold\x18\x02 \x01(\v2\x12.dlock.fsm.v1.HoldR\x04hold\x12\x14\n" +
 	"\x05nonce\x18\x03 \x01(\x04R\x05nonce\x12.\n" +
 	"\awaiters\x18\x04 \x03(\v2\x14.dlock.fsm.v1.WaiterR\awaiters\x12%\n" +
-	"\x0ereleased_nanos\x18\x05 \x01(\x03R\rreleasedNanos\"\xe1\x01\n" +
+	"\x0ereleased_nanos\x18\x05 \x01(\x03R\rreleasedNanos\x12&\n" +
+	"\x04last\x18\x06 \x01(\v2\x12.dlock.fsm.v1.HoldR\x04last\"\xe1\x01\n" +
 	"\x04Hold\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\x04R\x05token\x12\x1b\n" +
@@ -1800,13 +1810,14 @@ var file_internal_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	18, // 13: dlock.fsm.v1.SnapshotRecord.client:type_name -> dlock.fsm.v1.ClientRecord
 	15, // 14: dlock.fsm.v1.LockRecord.hold:type_name -> dlock.fsm.v1.Hold
 	16, // 15: dlock.fsm.v1.LockRecord.waiters:type_name -> dlock.fsm.v1.Waiter
-	19, // 16: dlock.fsm.v1.ClientRecord.results:type_name -> dlock.fsm.v1.CachedResult
-	11, // 17: dlock.fsm.v1.CachedResult.result:type_name -> dlock.fsm.v1.Result
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	15, // 16: dlock.fsm.v1.LockRecord.last:type_name -> dlock.fsm.v1.Hold
+	19, // 17: dlock.fsm.v1.ClientRecord.results:type_name -> dlock.fsm.v1.CachedResult
+	11, // 18: dlock.fsm.v1.CachedResult.result:type_name -> dlock.fsm.v1.Result
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_internal_fsm_fsmpb_fsm_proto_init() }
