@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,9 +29,12 @@ type Client struct {
 	endpoints []string
 	conns     []*grpc.ClientConn
 
-	preferred atomic.Int64  // index of the endpoint that answered last
-	seq       atomic.Uint64 // last request sequence number handed out
-	owners    atomic.Uint64 // last default owner number handed out
+	preferred atomic.Int64 // index of the endpoint that answered last
+	// leaderSought is set once the client has looked for the leader among its endpoints since the
+	// last failover; see preferLeader.
+	leaderSought atomic.Bool
+	seq          atomic.Uint64 // last request sequence number handed out
+	owners       atomic.Uint64 // last default owner number handed out
 
 	closed chan struct{} // closed by Close
 
@@ -196,6 +200,9 @@ type attempt func(ctx context.Context, cc *grpc.ClientConn) error
 func (c *Client) call(ctx context.Context, timeout func() time.Duration, try attempt) error {
 	var last error // the latest retryable failure
 	n := len(c.conns)
+	if n > 1 && c.leaderSought.CompareAndSwap(false, true) {
+		c.preferLeader(ctx)
+	}
 	for i := 0; i < c.opts.retryAttemptMax; i++ {
 		if i > 0 && i%n == 0 {
 			if err := c.pause(ctx, i/n); err == ErrClosed {
@@ -218,6 +225,7 @@ func (c *Client) call(ctx context.Context, timeout func() time.Duration, try att
 		case retryable(err), timedOut(ctx, err):
 			last = err
 			c.preferred.CompareAndSwap(ep, (ep+1)%int64(n))
+			c.leaderSought.Store(false) // a failover may have moved the leader: look again next call
 		default:
 			return c.finalError(ctx, i, last, err)
 		}
@@ -297,3 +305,29 @@ func (c *Client) pause(ctx context.Context, round int) error {
 
 // fixed returns an attempt timeout of d.
 func fixed(d time.Duration) func() time.Duration { return func() time.Duration { return d } }
+
+// leaderLookupTimeout bounds the status call preferLeader makes.
+const leaderLookupTimeout = 500 * time.Millisecond
+
+// preferLeader makes the leader's endpoint the preferred one when the cluster's status names a leader
+// whose client address is one of the endpoints. Any node answers any call, but through the leader a
+// write skips the forwarding hop, and a read or a wait need not wait for a follower to learn of the
+// latest commits. It is best effort: on any failure, or when no endpoint matches (a node whose
+// configured client address differs from how this client reaches it), the preference stays.
+func (c *Client) preferLeader(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, leaderLookupTimeout)
+	defer cancel()
+	resp, err := dlockv1.NewClusterClient(c.conns[c.preferred.Load()]).Status(ctx, &dlockv1.StatusRequest{})
+	if err != nil {
+		return
+	}
+	for _, m := range resp.GetMembers() {
+		if !m.GetLeader() {
+			continue
+		}
+		if i := slices.Index(c.endpoints, m.GetClientAddress()); i >= 0 {
+			c.preferred.Store(int64(i))
+		}
+		return
+	}
+}

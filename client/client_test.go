@@ -185,8 +185,8 @@ func TestStaysOnTheEndpointThatAnswered(t *testing.T) {
 			t.Fatalf("Put = %v, want nil", err)
 		}
 	}
-	if got := len(down.Calls()); got != 1 {
-		t.Errorf("calls to the stopping node = %d, want 1 (later calls go to the node that answered)", got)
+	if got := len(callsBy(down, c.ID(), dlockv1.KV_Put_FullMethodName)); got != 1 {
+		t.Errorf("puts to the stopping node = %d, want 1 (later calls go to the node that answered)", got)
 	}
 }
 
@@ -330,5 +330,24 @@ func TestHeaderAcknowledgesAnswersBelowTheOldestInFlight(t *testing.T) {
 	last := callsBy(srv, c.ID(), dlockv1.KV_Put_FullMethodName)[1].Header
 	if last.AckedBelow != last.Seq {
 		t.Fatalf("put with nothing else in flight acknowledges below %d, want its own seq %d", last.AckedBelow, last.Seq)
+	}
+}
+
+// Given several endpoints, the client sends its calls to the one the
+// cluster names as leader.
+func TestPrefersTheLeadersEndpoint(t *testing.T) {
+	follower := clienttest.NewServer(t)
+	leader := follower.Peer(t)
+	follower.SetStatus(&dlockv1.StatusResponse{LeaderId: 2, Members: []*dlockv1.Member{
+		{Id: 1, ClientAddress: follower.Addr()},
+		{Id: 2, ClientAddress: leader.Addr(), Leader: true},
+	}})
+	c := newClient(t, []string{follower.Addr(), leader.Addr()})
+	if _, err := c.Put(testCtx(t), "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(callsBy(leader, c.ID(), dlockv1.KV_Put_FullMethodName)); got != 1 {
+		t.Fatalf("puts through the leader's endpoint = %d, want 1 (and none through the follower's: %d)",
+			got, len(callsBy(follower, c.ID(), dlockv1.KV_Put_FullMethodName)))
 	}
 }
