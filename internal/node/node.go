@@ -40,9 +40,6 @@ type Options struct {
 	// Clock is the monotonic clock the leader stamps cluster time with.
 	// Default time.Now; tests inject jumps.
 	Clock func() time.Time
-	// Limits override the state machine's limits, which otherwise come from
-	// the configuration's limits section (tests set tiny ones).
-	Limits *fsm.Limits
 }
 
 // Node is one running replica. Its methods are safe for concurrent use.
@@ -78,7 +75,7 @@ type Node struct {
 // New opens (or creates) the node's data, starts Raft and the peer plane,
 // and bootstraps the cluster from the configuration's members if this node
 // has no Raft state yet. It returns once the node runs; the cluster may not
-// have a leader yet (see WaitReady).
+// have a leader yet (see Ready).
 func New(opts Options) (*Node, error) {
 	n, err := newNode(opts)
 	if err != nil {
@@ -107,10 +104,7 @@ func newNode(opts Options) (*Node, error) {
 	if n.clock == nil {
 		n.clock = time.Now
 	}
-	limits := StateLimits(opts.Config.Limits)
-	if opts.Limits != nil {
-		limits = *opts.Limits
-	}
+	limits := stateLimits(opts.Config.Limits)
 	if err := limits.Validate(); err != nil {
 		return nil, fmt.Errorf("dlock: state machine limits: %w", err)
 	}
@@ -344,10 +338,10 @@ func hclogLevel(l slog.Level) hclog.Level {
 	}
 }
 
-// StateLimits are the state machine's limits for a configuration. Every node
+// stateLimits are the state machine's limits for a configuration. Every node
 // of a cluster must have the same: the state machine checks them as it
 // applies each command.
-func StateLimits(l config.Limits) fsm.Limits {
+func stateLimits(l config.Limits) fsm.Limits {
 	fl := fsm.DefaultLimits()
 	fl.NameBytesMax = l.NameBytesMax
 	fl.OwnerBytesMax = l.NameBytesMax

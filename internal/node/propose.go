@@ -67,17 +67,33 @@ type proposalResult struct {
 // it waits for one until ctx ends. A retry after an error applies a command
 // again unless it carries a client id and seq (deduplicated).
 func (n *Node) Propose(ctx context.Context, cmds []*fsmpb.Command) ([]*fsmpb.Result, uint64, error) {
+	type answer struct {
+		results []*fsmpb.Result
+		index   uint64
+	}
+	a, err := throughLeader(ctx, n, func() (answer, error) {
+		res, idx, err := n.proposeOnce(ctx, cmds)
+		return answer{res, idx}, err
+	})
+	return a.results, a.index, err
+}
+
+// throughLeader runs once until it succeeds or fails for a reason other
+// than the leader being unknown, moving or unreachable, backing off between
+// tries, until ctx ends (ErrNoLeader) or the node closes (ErrClosed).
+func throughLeader[T any](ctx context.Context, n *Node, once func() (T, error)) (T, error) {
 	backoff := 5 * time.Millisecond
 	for {
-		res, idx, err := n.proposeOnce(ctx, cmds)
+		v, err := once()
 		if err == nil || !retryable(err) {
-			return res, idx, err
+			return v, err
 		}
+		var zero T
 		select {
 		case <-ctx.Done():
-			return nil, 0, fmt.Errorf("%w: %v (last error: %v)", ErrNoLeader, ctx.Err(), err)
+			return zero, fmt.Errorf("%w: %v (last error: %v)", ErrNoLeader, ctx.Err(), err)
 		case <-n.stop:
-			return nil, 0, ErrClosed
+			return zero, ErrClosed
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 100*time.Millisecond)

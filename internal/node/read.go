@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/codes"
@@ -45,21 +44,7 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 // ReadIndex returns an index that covers every write acknowledged by the
 // cluster so far, asking the leader (with retries until ctx ends).
 func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
-	backoff := 5 * time.Millisecond
-	for {
-		idx, err := n.readIndexOnce(ctx)
-		if err == nil || !retryable(err) {
-			return idx, err
-		}
-		select {
-		case <-ctx.Done():
-			return 0, fmt.Errorf("%w: %v (last error: %v)", ErrNoLeader, ctx.Err(), err)
-		case <-n.stop:
-			return 0, ErrClosed
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 100*time.Millisecond)
-	}
+	return throughLeader(ctx, n, func() (uint64, error) { return n.readIndexOnce(ctx) })
 }
 
 func (n *Node) readIndexOnce(ctx context.Context) (uint64, error) {
@@ -113,20 +98,6 @@ func (n *Node) Ready() bool {
 	}
 	_, id := n.raft.LeaderWithID()
 	return id != "" && id != serverID(n.cfg.ID.SelfID)
-}
-
-// WaitReady blocks until Ready or ctx ends.
-func (n *Node) WaitReady(ctx context.Context) error {
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for !n.Ready() {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("dlock: node %d has no leader: %w", n.ID(), ctx.Err())
-		case <-t.C:
-		}
-	}
-	return nil
 }
 
 // Member is one server in the Raft configuration.

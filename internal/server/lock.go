@@ -29,8 +29,6 @@ func (s lockService) Acquire(ctx context.Context, req *dlockv1.AcquireRequest) (
 	if err := s.validateAcquire(req); err != nil {
 		return nil, err
 	}
-	granted, stop := s.waiters.watch(req.Name, req.Owner)
-	defer stop()
 	// A caller that may be in the queue and leaves without a grant (its wait
 	// ended, it went away, or the outcome of its acquire is unknown) is
 	// withdrawn, so nobody is granted a lock on behalf of a gone waiter.
@@ -67,7 +65,7 @@ func (s lockService) Acquire(ctx context.Context, req *dlockv1.AcquireRequest) (
 	if res.Code == fsmpb.Code_OK {
 		return s.confirmGrant(req, res)
 	}
-	return s.awaitGrant(ctx, req, granted, start.Add(ms(req.WaitMs)))
+	return s.awaitGrant(ctx, req, start.Add(ms(req.WaitMs)))
 }
 
 // confirmGrant answers a remembered OK only if the hold it names is still
@@ -100,7 +98,11 @@ func (s *Server) validateAcquire(req *dlockv1.AcquireRequest) error {
 // Its caller withdraws the waiter on failure, which also releases a grant
 // that raced with the timeout, so no lock is left with an owner who stopped
 // waiting.
-func (s *Server) awaitGrant(ctx context.Context, req *dlockv1.AcquireRequest, granted <-chan struct{}, deadline time.Time) (*dlockv1.AcquireResponse, error) {
+func (s *Server) awaitGrant(ctx context.Context, req *dlockv1.AcquireRequest, deadline time.Time) (*dlockv1.AcquireResponse, error) {
+	// Watch before the first look at the state: a grant applied before the
+	// watch shows in the state, one applied after it signals.
+	granted, stop := s.waiters.watch(req.Name, req.Owner)
+	defer stop()
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	for {
