@@ -255,3 +255,19 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	}
 	return s, nil
 }
+
+// TransferLeader asks the cluster to hand leadership to voter to (0: the most up-to-date follower),
+// before maintenance of the current leader, and returns the new leader's id once it serves. Any
+// endpoint accepts the call and passes it to the leader.
+func (c *Client) TransferLeader(ctx context.Context, to uint32) (uint32, error) {
+	var resp *dlockv1.TransferLeaderResponse
+	err := c.call(ctx, fixed(c.opts.callTimeout), func(ctx context.Context, cc *grpc.ClientConn) error {
+		r, err := dlockv1.NewClusterClient(cc).TransferLeader(ctx, &dlockv1.TransferLeaderRequest{ToId: to})
+		resp = r
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return resp.GetLeaderId(), nil
+}

@@ -1286,6 +1286,97 @@ func (x *ListKeysResponse) GetMore() bool {
 	return false
 }
 
+type TransferLeaderRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// to_id is the voter to hand leadership to; 0 lets the leader pick the
+	// most up-to-date follower.
+	ToId          uint32 `protobuf:"varint,1,opt,name=to_id,json=toId,proto3" json:"to_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeaderRequest) Reset() {
+	*x = TransferLeaderRequest{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeaderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeaderRequest) ProtoMessage() {}
+
+func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
+func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *TransferLeaderRequest) GetToId() uint32 {
+	if x != nil {
+		return x.ToId
+	}
+	return 0
+}
+
+type TransferLeaderResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// leader_id is the leader after the transfer.
+	LeaderId      uint32 `protobuf:"varint,1,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeaderResponse) Reset() {
+	*x = TransferLeaderResponse{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeaderResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeaderResponse) ProtoMessage() {}
+
+func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeaderResponse.ProtoReflect.Descriptor instead.
+func (*TransferLeaderResponse) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *TransferLeaderResponse) GetLeaderId() uint32 {
+	if x != nil {
+		return x.LeaderId
+	}
+	return 0
+}
+
 type StatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1294,7 +1385,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_api_dlockv1_dlock_proto_msgTypes[21]
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1306,7 +1397,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dlockv1_dlock_proto_msgTypes[21]
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1319,7 +1410,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{21}
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{23}
 }
 
 type Member struct {
@@ -1336,7 +1427,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_api_dlockv1_dlock_proto_msgTypes[22]
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1348,7 +1439,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dlockv1_dlock_proto_msgTypes[22]
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1361,7 +1452,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{22}
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Member) GetId() uint32 {
@@ -1418,7 +1509,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_api_dlockv1_dlock_proto_msgTypes[23]
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1430,7 +1521,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dlockv1_dlock_proto_msgTypes[23]
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1443,7 +1534,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{23}
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StatusResponse) GetNodeId() uint32 {
@@ -1592,7 +1683,11 @@ const file_api_dlockv1_dlock_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"L\n" +
 	"\x10ListKeysResponse\x12$\n" +
 	"\x03kvs\x18\x01 \x03(\v2\x12.dlock.v1.KeyValueR\x03kvs\x12\x12\n" +
-	"\x04more\x18\x02 \x01(\bR\x04more\"\x0f\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\",\n" +
+	"\x15TransferLeaderRequest\x12\x13\n" +
+	"\x05to_id\x18\x01 \x01(\rR\x04toId\"5\n" +
+	"\x16TransferLeaderResponse\x12\x1b\n" +
+	"\tleader_id\x18\x01 \x01(\rR\bleaderId\"\x0f\n" +
 	"\rStatusRequest\"\x96\x01\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12!\n" +
@@ -1619,9 +1714,10 @@ const file_api_dlockv1_dlock_proto_rawDesc = "" +
 	"\x03Put\x12\x14.dlock.v1.PutRequest\x1a\x15.dlock.v1.PutResponse\x122\n" +
 	"\x03Get\x12\x14.dlock.v1.GetRequest\x1a\x15.dlock.v1.GetResponse\x12;\n" +
 	"\x06Delete\x12\x17.dlock.v1.DeleteRequest\x1a\x18.dlock.v1.DeleteResponse\x12=\n" +
-	"\x04List\x12\x19.dlock.v1.ListKeysRequest\x1a\x1a.dlock.v1.ListKeysResponse2F\n" +
+	"\x04List\x12\x19.dlock.v1.ListKeysRequest\x1a\x1a.dlock.v1.ListKeysResponse2\x9b\x01\n" +
 	"\aCluster\x12;\n" +
-	"\x06Status\x12\x17.dlock.v1.StatusRequest\x1a\x18.dlock.v1.StatusResponseB1Z/github.com/dlock-raft/dlock/api/dlockv1;dlockv1b\x06proto3"
+	"\x06Status\x12\x17.dlock.v1.StatusRequest\x1a\x18.dlock.v1.StatusResponse\x12S\n" +
+	"\x0eTransferLeader\x12\x1f.dlock.v1.TransferLeaderRequest\x1a .dlock.v1.TransferLeaderResponseB1Z/github.com/dlock-raft/dlock/api/dlockv1;dlockv1b\x06proto3"
 
 var (
 	file_api_dlockv1_dlock_proto_rawDescOnce sync.Once
@@ -1635,32 +1731,34 @@ func file_api_dlockv1_dlock_proto_rawDescGZIP() []byte {
 	return file_api_dlockv1_dlock_proto_rawDescData
 }
 
-var file_api_dlockv1_dlock_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_api_dlockv1_dlock_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_api_dlockv1_dlock_proto_goTypes = []any{
-	(*RequestHeader)(nil),     // 0: dlock.v1.RequestHeader
-	(*AcquireRequest)(nil),    // 1: dlock.v1.AcquireRequest
-	(*AcquireResponse)(nil),   // 2: dlock.v1.AcquireResponse
-	(*RenewRequest)(nil),      // 3: dlock.v1.RenewRequest
-	(*RenewResponse)(nil),     // 4: dlock.v1.RenewResponse
-	(*ReleaseRequest)(nil),    // 5: dlock.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),   // 6: dlock.v1.ReleaseResponse
-	(*QueryRequest)(nil),      // 7: dlock.v1.QueryRequest
-	(*QueryResponse)(nil),     // 8: dlock.v1.QueryResponse
-	(*ListLocksRequest)(nil),  // 9: dlock.v1.ListLocksRequest
-	(*ListLocksResponse)(nil), // 10: dlock.v1.ListLocksResponse
-	(*LockInfo)(nil),          // 11: dlock.v1.LockInfo
-	(*PutRequest)(nil),        // 12: dlock.v1.PutRequest
-	(*PutResponse)(nil),       // 13: dlock.v1.PutResponse
-	(*GetRequest)(nil),        // 14: dlock.v1.GetRequest
-	(*GetResponse)(nil),       // 15: dlock.v1.GetResponse
-	(*DeleteRequest)(nil),     // 16: dlock.v1.DeleteRequest
-	(*DeleteResponse)(nil),    // 17: dlock.v1.DeleteResponse
-	(*ListKeysRequest)(nil),   // 18: dlock.v1.ListKeysRequest
-	(*KeyValue)(nil),          // 19: dlock.v1.KeyValue
-	(*ListKeysResponse)(nil),  // 20: dlock.v1.ListKeysResponse
-	(*StatusRequest)(nil),     // 21: dlock.v1.StatusRequest
-	(*Member)(nil),            // 22: dlock.v1.Member
-	(*StatusResponse)(nil),    // 23: dlock.v1.StatusResponse
+	(*RequestHeader)(nil),          // 0: dlock.v1.RequestHeader
+	(*AcquireRequest)(nil),         // 1: dlock.v1.AcquireRequest
+	(*AcquireResponse)(nil),        // 2: dlock.v1.AcquireResponse
+	(*RenewRequest)(nil),           // 3: dlock.v1.RenewRequest
+	(*RenewResponse)(nil),          // 4: dlock.v1.RenewResponse
+	(*ReleaseRequest)(nil),         // 5: dlock.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),        // 6: dlock.v1.ReleaseResponse
+	(*QueryRequest)(nil),           // 7: dlock.v1.QueryRequest
+	(*QueryResponse)(nil),          // 8: dlock.v1.QueryResponse
+	(*ListLocksRequest)(nil),       // 9: dlock.v1.ListLocksRequest
+	(*ListLocksResponse)(nil),      // 10: dlock.v1.ListLocksResponse
+	(*LockInfo)(nil),               // 11: dlock.v1.LockInfo
+	(*PutRequest)(nil),             // 12: dlock.v1.PutRequest
+	(*PutResponse)(nil),            // 13: dlock.v1.PutResponse
+	(*GetRequest)(nil),             // 14: dlock.v1.GetRequest
+	(*GetResponse)(nil),            // 15: dlock.v1.GetResponse
+	(*DeleteRequest)(nil),          // 16: dlock.v1.DeleteRequest
+	(*DeleteResponse)(nil),         // 17: dlock.v1.DeleteResponse
+	(*ListKeysRequest)(nil),        // 18: dlock.v1.ListKeysRequest
+	(*KeyValue)(nil),               // 19: dlock.v1.KeyValue
+	(*ListKeysResponse)(nil),       // 20: dlock.v1.ListKeysResponse
+	(*TransferLeaderRequest)(nil),  // 21: dlock.v1.TransferLeaderRequest
+	(*TransferLeaderResponse)(nil), // 22: dlock.v1.TransferLeaderResponse
+	(*StatusRequest)(nil),          // 23: dlock.v1.StatusRequest
+	(*Member)(nil),                 // 24: dlock.v1.Member
+	(*StatusResponse)(nil),         // 25: dlock.v1.StatusResponse
 }
 var file_api_dlockv1_dlock_proto_depIdxs = []int32{
 	0,  // 0: dlock.v1.AcquireRequest.header:type_name -> dlock.v1.RequestHeader
@@ -1671,7 +1769,7 @@ var file_api_dlockv1_dlock_proto_depIdxs = []int32{
 	0,  // 5: dlock.v1.PutRequest.header:type_name -> dlock.v1.RequestHeader
 	0,  // 6: dlock.v1.DeleteRequest.header:type_name -> dlock.v1.RequestHeader
 	19, // 7: dlock.v1.ListKeysResponse.kvs:type_name -> dlock.v1.KeyValue
-	22, // 8: dlock.v1.StatusResponse.members:type_name -> dlock.v1.Member
+	24, // 8: dlock.v1.StatusResponse.members:type_name -> dlock.v1.Member
 	1,  // 9: dlock.v1.Lock.Acquire:input_type -> dlock.v1.AcquireRequest
 	3,  // 10: dlock.v1.Lock.Renew:input_type -> dlock.v1.RenewRequest
 	5,  // 11: dlock.v1.Lock.Release:input_type -> dlock.v1.ReleaseRequest
@@ -1681,19 +1779,21 @@ var file_api_dlockv1_dlock_proto_depIdxs = []int32{
 	14, // 15: dlock.v1.KV.Get:input_type -> dlock.v1.GetRequest
 	16, // 16: dlock.v1.KV.Delete:input_type -> dlock.v1.DeleteRequest
 	18, // 17: dlock.v1.KV.List:input_type -> dlock.v1.ListKeysRequest
-	21, // 18: dlock.v1.Cluster.Status:input_type -> dlock.v1.StatusRequest
-	2,  // 19: dlock.v1.Lock.Acquire:output_type -> dlock.v1.AcquireResponse
-	4,  // 20: dlock.v1.Lock.Renew:output_type -> dlock.v1.RenewResponse
-	6,  // 21: dlock.v1.Lock.Release:output_type -> dlock.v1.ReleaseResponse
-	8,  // 22: dlock.v1.Lock.Query:output_type -> dlock.v1.QueryResponse
-	10, // 23: dlock.v1.Lock.List:output_type -> dlock.v1.ListLocksResponse
-	13, // 24: dlock.v1.KV.Put:output_type -> dlock.v1.PutResponse
-	15, // 25: dlock.v1.KV.Get:output_type -> dlock.v1.GetResponse
-	17, // 26: dlock.v1.KV.Delete:output_type -> dlock.v1.DeleteResponse
-	20, // 27: dlock.v1.KV.List:output_type -> dlock.v1.ListKeysResponse
-	23, // 28: dlock.v1.Cluster.Status:output_type -> dlock.v1.StatusResponse
-	19, // [19:29] is the sub-list for method output_type
-	9,  // [9:19] is the sub-list for method input_type
+	23, // 18: dlock.v1.Cluster.Status:input_type -> dlock.v1.StatusRequest
+	21, // 19: dlock.v1.Cluster.TransferLeader:input_type -> dlock.v1.TransferLeaderRequest
+	2,  // 20: dlock.v1.Lock.Acquire:output_type -> dlock.v1.AcquireResponse
+	4,  // 21: dlock.v1.Lock.Renew:output_type -> dlock.v1.RenewResponse
+	6,  // 22: dlock.v1.Lock.Release:output_type -> dlock.v1.ReleaseResponse
+	8,  // 23: dlock.v1.Lock.Query:output_type -> dlock.v1.QueryResponse
+	10, // 24: dlock.v1.Lock.List:output_type -> dlock.v1.ListLocksResponse
+	13, // 25: dlock.v1.KV.Put:output_type -> dlock.v1.PutResponse
+	15, // 26: dlock.v1.KV.Get:output_type -> dlock.v1.GetResponse
+	17, // 27: dlock.v1.KV.Delete:output_type -> dlock.v1.DeleteResponse
+	20, // 28: dlock.v1.KV.List:output_type -> dlock.v1.ListKeysResponse
+	25, // 29: dlock.v1.Cluster.Status:output_type -> dlock.v1.StatusResponse
+	22, // 30: dlock.v1.Cluster.TransferLeader:output_type -> dlock.v1.TransferLeaderResponse
+	20, // [20:31] is the sub-list for method output_type
+	9,  // [9:20] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name
@@ -1710,7 +1810,7 @@ func file_api_dlockv1_dlock_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dlockv1_dlock_proto_rawDesc), len(file_api_dlockv1_dlock_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

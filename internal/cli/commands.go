@@ -347,7 +347,7 @@ func kvList(f *common) *cobra.Command {
 
 func clusterCommand() *cobra.Command {
 	f := &common{}
-	cmd := group("cluster", "Inspect the cluster", f)
+	cmd := group("cluster", "Inspect and maintain the cluster", f)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "status",
 		Short: "Show the answering node's Raft state and the cluster's members",
@@ -362,6 +362,23 @@ func clusterCommand() *cobra.Command {
 			})
 		},
 	})
+	var to uint32
+	transfer := &cobra.Command{
+		Use:   "transfer-leader",
+		Short: "Hand leadership to another voter (--to ID, or the most up-to-date follower)",
+		Args:  args(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return f.run(cmd, 0, func(ctx context.Context, c *client.Client, out printer) error {
+				leader, err := c.TransferLeader(ctx, to)
+				if err != nil {
+					return err
+				}
+				return out.transferred(leader)
+			})
+		},
+	}
+	transfer.Flags().Uint32Var(&to, "to", 0, "id of the voter to hand leadership to (0: the most up-to-date follower)")
+	cmd.AddCommand(transfer)
 	return cmd
 }
 

@@ -220,3 +220,10 @@ func (p printer) status(s client.Status) error {
 		}
 	})
 }
+
+func (p printer) transferred(leader uint32) error {
+	v := struct {
+		LeaderID uint32 `json:"leader_id"`
+	}{leader}
+	return p.emit(v, func(w io.Writer) { fmt.Fprintf(w, "leader is now node %d\n", leader) })
+}

@@ -37,9 +37,13 @@ type Options struct {
 	RaftLogOutput io.Writer
 	// Sink receives applied events (see EventSink).
 	Sink EventSink
-	// Clock is the monotonic clock the leader stamps cluster time with.
-	// Default time.Now; tests inject jumps.
+	// Clock is the monotonic clock the leader measures cluster time with
+	// (only differences between its readings count). Default time.Now.
 	Clock func() time.Time
+	// WallClock is the wall clock the leader stamps grants with, for
+	// display only: it may jump (an operator or NTP setting it) and no
+	// decision depends on it. Default time.Now; tests inject jumps.
+	WallClock func() time.Time
 }
 
 // Node is one running replica. Its methods are safe for concurrent use.
@@ -47,6 +51,7 @@ type Node struct {
 	cfg    *config.Config
 	log    *slog.Logger
 	clock  func() time.Time
+	wall   func() time.Time
 	timing config.RaftTiming
 	book   addressBook
 
@@ -93,6 +98,7 @@ func newNode(opts Options) (*Node, error) {
 		cfg:       opts.Config,
 		log:       opts.Logger,
 		clock:     opts.Clock,
+		wall:      opts.WallClock,
 		timing:    opts.Config.RaftTiming(),
 		book:      newAddressBook(opts.Config.Members()),
 		proposals: make(chan *proposal, proposalQueueMax),
@@ -103,6 +109,9 @@ func newNode(opts Options) (*Node, error) {
 	}
 	if n.clock == nil {
 		n.clock = time.Now
+	}
+	if n.wall == nil {
+		n.wall = time.Now
 	}
 	limits := stateLimits(opts.Config.Limits)
 	if err := limits.Validate(); err != nil {

@@ -262,7 +262,7 @@ func (n *Node) gather(first *proposal) (batch []*proposal, next *proposal) {
 // this node may not serve fail at once with errNotLeader.
 func (n *Node) submit(batch []*proposal) (raft.ApplyFuture, bool) {
 	stamped, ready, base, start := n.lead.snapshot()
-	entry := &fsmpb.Entry{NowNanos: base + int64(n.clock().Sub(start)), WallUnixNanos: time.Now().UnixNano()}
+	entry := &fsmpb.Entry{NowNanos: base + int64(n.clock().Sub(start)), WallUnixNanos: n.wall().UnixNano()}
 	kept := batch[:0]
 	for _, p := range batch {
 		if !stamped || (!ready && !p.internal) {

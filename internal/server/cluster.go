@@ -2,11 +2,14 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	dlockv1 "github.com/dlock-raft/dlock/api/dlockv1"
+	"github.com/dlock-raft/dlock/internal/node"
 )
 
 // clusterService implements dlockv1.ClusterServer.
@@ -35,4 +38,20 @@ func (s clusterService) Status(ctx context.Context, _ *dlockv1.StatusRequest) (*
 		})
 	}
 	return resp, nil
+}
+
+// TransferLeader hands leadership to another voter (any, when to_id is 0)
+// and answers once a new leader serves. Leadership moves within an election
+// timeout, so the call is bounded by the write timeout like a write.
+func (s clusterService) TransferLeader(ctx context.Context, req *dlockv1.TransferLeaderRequest) (*dlockv1.TransferLeaderResponse, error) {
+	wctx, cancel := s.writeCtx(ctx)
+	defer cancel()
+	id, err := s.node.TransferLeadership(wctx, req.GetToId())
+	if errors.Is(err, node.ErrInvalidTransfer) {
+		return nil, statusError(codes.InvalidArgument, dlockv1.ReasonInvalid, fmt.Sprintf("to_id: %v", err))
+	}
+	if err != nil {
+		return nil, boundedError(ctx, err)
+	}
+	return &dlockv1.TransferLeaderResponse{LeaderId: id}, nil
 }

@@ -29,6 +29,7 @@ type Node interface {
 	WaitApplied(ctx context.Context, index uint64) error
 	ClusterNow() int64
 	Status() (node.Status, error)
+	TransferLeadership(ctx context.Context, to uint32) (uint32, error)
 }
 
 // Options configure a Server.

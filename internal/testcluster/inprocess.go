@@ -11,101 +11,200 @@ import (
 	"time"
 
 	"github.com/dlock-raft/dlock/internal/config"
+	"github.com/dlock-raft/dlock/internal/faultnet"
 	"github.com/dlock-raft/dlock/internal/node"
 	"github.com/dlock-raft/dlock/internal/server"
 )
 
 // InProcess is a cluster of nodes and their gRPC servers inside the test
-// process, on real loopback sockets: faster than processes, for tests of
-// the API edge that need no crash.
+// process, on real loopback sockets: faster than processes, and with seams
+// a process has not (a wall clock the test sets, a crash between any two
+// instructions of the test).
 type InProcess struct {
 	t       testing.TB
+	opts    InProcessOptions
 	Configs []*config.Config
-	Nodes   []*node.Node
+	// Walls are the nodes' wall clocks; a test jumps them.
+	Walls []*WallClock
+
+	mu      sync.Mutex
+	nodes   []*node.Node // nil while crashed
 	servers []*server.Server
-	wg      sync.WaitGroup
+	served  []chan struct{} // closed when the node's Serve returns
+}
+
+// InProcessOptions shape an in-process cluster.
+type InProcessOptions struct {
+	// Edit changes every node's configuration (validated again) before the
+	// node starts.
+	Edit func(*config.Config)
+	// Fabric, if set, carries every peer connection: node i reaches node j
+	// through the fabric's link (i, j), so a test can partition the cluster
+	// or slow its messages.
+	Fabric *faultnet.Fabric
+	// Logger receives every node's log; nil discards.
+	Logger *slog.Logger
 }
 
 // StartInProcess starts n nodes with their client servers and waits for a
 // leader. Everything stops when the test ends.
 func StartInProcess(t testing.TB, n int) *InProcess {
 	t.Helper()
-	return StartInProcessWith(t, n, nil)
+	return StartInProcessOpts(t, n, InProcessOptions{})
 }
 
 // StartInProcessWith is StartInProcess with every node's configuration
 // changed by edit (and validated again) before the node starts.
 func StartInProcessWith(t testing.TB, n int, edit func(*config.Config)) *InProcess {
 	t.Helper()
-	c := &InProcess{t: t}
+	return StartInProcessOpts(t, n, InProcessOptions{Edit: edit})
+}
+
+// StartInProcessOpts starts n nodes shaped by opts and waits for a leader.
+func StartInProcessOpts(t testing.TB, n int, opts InProcessOptions) *InProcess {
+	t.Helper()
+	c := &InProcess{t: t, opts: opts}
 	host := loopbackHost()
-	peers, clis := make([]string, n), make([]string, n)
-	for i := range peers {
-		peers[i], clis[i] = freeAddr(t, host), freeAddr(t, host)
+	members := make([]config.Member, n)
+	for i := range members {
+		members[i] = config.Member{ID: uint32(i + 1), PeerAddress: freeAddr(t, host), ClientAddress: freeAddr(t, host)}
 	}
 	base := t.TempDir()
 	for i := 0; i < n; i++ {
-		cfg := inProcessConfig(t, i, peers, clis, base)
-		if edit != nil {
-			edit(cfg)
-			if err := cfg.Validate(); err != nil {
-				t.Fatalf("edited config for node %d: %v", i+1, err)
-			}
+		view, err := peerView(opts.Fabric, host, i+1, members)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := config.Default()
+		cfg.Storage.DataDir = fmt.Sprintf("%s/node%d", base, i+1)
+		cfg = cfg.ForMember(uint32(i+1), view)
+		if opts.Edit != nil {
+			opts.Edit(cfg)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("config for node %d: %v", i+1, err)
 		}
 		c.Configs = append(c.Configs, cfg)
+		c.Walls = append(c.Walls, &WallClock{})
 	}
+	c.nodes = make([]*node.Node, n)
+	c.servers = make([]*server.Server, n)
+	c.served = make([]chan struct{}, n)
 	t.Cleanup(c.stop)
-	for _, cfg := range c.Configs {
-		c.startOne(cfg)
+	for i := range c.Configs {
+		if err := c.start(i); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c.WaitLeader(30 * time.Second)
 	return c
 }
 
-func inProcessConfig(t testing.TB, i int, peers, clis []string, base string) *config.Config {
-	var members []config.Member
-	for j := range peers {
-		members = append(members, config.Member{ID: uint32(j + 1), PeerAddress: peers[j], ClientAddress: clis[j]})
+// peerView is the member list node self dials by: through the fabric's
+// links when there is one, straight to each peer otherwise.
+func peerView(f *faultnet.Fabric, host string, self int, members []config.Member) ([]config.Member, error) {
+	if f == nil {
+		return members, nil
 	}
-	cfg := config.Default()
-	cfg.Storage.DataDir = fmt.Sprintf("%s/node%d", base, i+1)
-	cfg = cfg.ForMember(uint32(i+1), members)
-	if err := cfg.Validate(); err != nil {
-		t.Fatalf("config for node %d: %v", i+1, err)
+	view := append([]config.Member(nil), members...)
+	for j := range view {
+		if int(view[j].ID) == self {
+			continue
+		}
+		addr, err := f.Link(self, int(view[j].ID), host, members[j].PeerAddress)
+		if err != nil {
+			return nil, err
+		}
+		view[j].PeerAddress = addr
 	}
-	return cfg
+	return view, nil
 }
 
-func (c *InProcess) startOne(cfg *config.Config) {
-	c.t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ln, err := net.Listen("tcp", cfg.Network.SelfCliAddress)
+// start starts node i (0-based) from its data directory.
+func (c *InProcess) start(i int) error {
+	cfg := c.Configs[i]
+	logger := c.opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	logger = logger.With("node", cfg.ID.SelfID)
+	ln, err := listenRetry(cfg.Network.SelfCliAddress)
 	if err != nil {
-		c.t.Fatalf("listen %s: %v", cfg.Network.SelfCliAddress, err)
+		return fmt.Errorf("node %d: %w", cfg.ID.SelfID, err)
 	}
 	waiters := server.NewWaiters()
-	n, err := node.New(node.Options{Config: cfg, Logger: logger, RaftLogOutput: io.Discard, Sink: waiters.Publish})
+	n, err := node.New(node.Options{
+		Config: cfg, Logger: logger, RaftLogOutput: io.Discard, Sink: waiters.Publish, WallClock: c.Walls[i].Now,
+	})
 	if err != nil {
 		ln.Close()
-		c.t.Fatalf("start node %d: %v", cfg.ID.SelfID, err)
+		return fmt.Errorf("start node %d: %w", cfg.ID.SelfID, err)
 	}
 	s := server.New(n, waiters, server.Options{Limits: cfg.Limits, Logger: logger})
-	c.Nodes = append(c.Nodes, n)
-	c.servers = append(c.servers, s)
-	c.wg.Add(1)
+	served := make(chan struct{})
+	c.mu.Lock()
+	c.nodes[i], c.servers[i], c.served[i] = n, s, served
+	c.mu.Unlock()
 	go func() {
-		defer c.wg.Done()
+		defer close(served)
 		_ = s.Serve(ln)
 	}()
+	return nil
 }
 
-func (c *InProcess) stop() {
-	for _, s := range c.servers {
-		s.Stop()
+// listenRetry listens on addr, retrying briefly: a restarted node's port
+// may still be held by connections of the node it replaces.
+func listenRetry(addr string) (net.Listener, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ln, err := net.Listen("tcp", addr)
+		if err == nil || time.Now().After(deadline) {
+			return ln, err
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	c.wg.Wait()
-	for _, n := range c.Nodes {
-		n.Close()
+}
+
+// Crash stops node i (0-based) abruptly: its client connections drop and
+// Raft stops without handing leadership over or taking a snapshot. What it
+// had fsync'd stays on disk for Restart.
+func (c *InProcess) Crash(i int) {
+	c.mu.Lock()
+	n, s, served := c.nodes[i], c.servers[i], c.served[i]
+	c.nodes[i], c.servers[i] = nil, nil
+	c.mu.Unlock()
+	if n == nil {
+		return
+	}
+	s.Stop()
+	<-served
+	n.Close()
+}
+
+// Restart starts a crashed node i again from its data directory.
+func (c *InProcess) Restart(i int) error {
+	c.mu.Lock()
+	running := c.nodes[i] != nil
+	c.mu.Unlock()
+	if running {
+		return fmt.Errorf("node %d is running", i+1)
+	}
+	return c.start(i)
+}
+
+// Node returns node i (0-based), or nil while it is crashed.
+func (c *InProcess) Node(i int) *node.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[i]
+}
+
+// Size is the number of nodes, running or not.
+func (c *InProcess) Size() int { return len(c.Configs) }
+
+func (c *InProcess) stop() {
+	for i := range c.Configs {
+		c.Crash(i)
 	}
 }
 
@@ -118,15 +217,34 @@ func (c *InProcess) Endpoints() []string {
 	return eps
 }
 
-// WaitLeader waits until every node knows a serving leader and returns its
-// index in Nodes.
+// Leader returns the index of a running node that is a serving leader, or
+// -1.
+func (c *InProcess) Leader() int {
+	for i := range c.Configs {
+		n := c.Node(i)
+		if n == nil {
+			continue
+		}
+		if st, err := n.Status(); err == nil && st.Ready && st.State == "Leader" {
+			return i
+		}
+	}
+	return -1
+}
+
+// WaitLeader waits until every running node knows a serving leader and
+// returns its index.
 func (c *InProcess) WaitLeader(timeout time.Duration) int {
 	c.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		leader := -1
 		all := true
-		for i, n := range c.Nodes {
+		for i := range c.Configs {
+			n := c.Node(i)
+			if n == nil {
+				continue
+			}
 			st, err := n.Status()
 			if err != nil || !st.Ready {
 				all = false
@@ -145,10 +263,47 @@ func (c *InProcess) WaitLeader(timeout time.Duration) int {
 	return -1
 }
 
+// Nodes returns the running nodes, for tests that call them directly.
+func (c *InProcess) Nodes() []*node.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ns []*node.Node
+	for _, n := range c.nodes {
+		if n != nil {
+			ns = append(ns, n)
+		}
+	}
+	return ns
+}
+
 // StopServer stops node i's client server gracefully, as SIGTERM does; the
 // node itself keeps running.
 func (c *InProcess) StopServer(i int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c.servers[i].GracefulStop(ctx)
+	c.mu.Lock()
+	s := c.servers[i]
+	c.mu.Unlock()
+	s.GracefulStop(ctx)
+}
+
+// WallClock is a node's wall clock: the real one plus an offset a test
+// jumps forward or back.
+type WallClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+// Now is the real time plus the offset.
+func (w *WallClock) Now() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return time.Now().Add(w.offset)
+}
+
+// Jump moves the clock by d (negative: back).
+func (w *WallClock) Jump(d time.Duration) {
+	w.mu.Lock()
+	w.offset += d
+	w.mu.Unlock()
 }

@@ -22,6 +22,7 @@ import (
 
 	dlockv1 "github.com/dlock-raft/dlock/api/dlockv1"
 	"github.com/dlock-raft/dlock/internal/config"
+	"github.com/dlock-raft/dlock/internal/faultnet"
 )
 
 var (
@@ -68,21 +69,35 @@ type Node struct {
 
 // Cluster is a set of dlock processes on one loopback address.
 type Cluster struct {
-	t     testing.TB
-	bin   string
-	Dir   string
-	Nodes []*Node
+	t      testing.TB
+	bin    string
+	host   string
+	fabric *faultnet.Fabric
+	Dir    string
+	Nodes  []*Node
 }
 
 // Start writes seed-style configs for n nodes and starts them. The cluster
 // is stopped (SIGKILL) when the test ends.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, bin: Binary(t), Dir: t.TempDir()}
-	host := loopbackHost()
+	return StartOpts(t, n, Options{})
+}
+
+// Options shape a process cluster.
+type Options struct {
+	// Fabric, if set, carries every peer connection: node i's config names
+	// the fabric's link (i, j) as node j's peer address.
+	Fabric *faultnet.Fabric
+}
+
+// StartOpts is Start shaped by opts.
+func StartOpts(t testing.TB, n int, opts Options) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, bin: Binary(t), Dir: t.TempDir(), host: loopbackHost(), fabric: opts.Fabric}
 	for i := 1; i <= n; i++ {
 		c.Nodes = append(c.Nodes, &Node{
-			ID: i, PeerAddr: freeAddr(t, host), ClientAddr: freeAddr(t, host),
+			ID: i, PeerAddr: freeAddr(t, c.host), ClientAddr: freeAddr(t, c.host),
 			Dir: filepath.Join(c.Dir, fmt.Sprintf("node%d", i)),
 		})
 	}
@@ -121,6 +136,10 @@ func (c *Cluster) writeConfig(nd *Node) {
 	var members []config.Member
 	for _, o := range c.Nodes {
 		members = append(members, config.Member{ID: uint32(o.ID), PeerAddress: o.PeerAddr, ClientAddress: o.ClientAddr})
+	}
+	members, perr := peerView(c.fabric, c.host, nd.ID, members)
+	if perr != nil {
+		c.t.Fatal(perr)
 	}
 	base := config.Default()
 	base.Storage.LogPath = "./"
@@ -191,6 +210,32 @@ func (c *Cluster) signal(id int, sig syscall.Signal) {
 	nd.mu.Lock()
 	nd.cmd = nil
 	nd.mu.Unlock()
+}
+
+// Pause stops node id with SIGSTOP: it keeps its sockets and state but
+// runs no instruction until Resume, as a node stalled by its host does.
+func (c *Cluster) Pause(id int) error { return c.sendOnly(id, syscall.SIGSTOP) }
+
+// Resume continues a paused node with SIGCONT.
+func (c *Cluster) Resume(id int) error { return c.sendOnly(id, syscall.SIGCONT) }
+
+func (c *Cluster) sendOnly(id int, sig syscall.Signal) error {
+	nd := c.Nodes[id-1]
+	nd.mu.Lock()
+	cmd := nd.cmd
+	nd.mu.Unlock()
+	if cmd == nil {
+		return fmt.Errorf("node %d is not running", id)
+	}
+	return cmd.Process.Signal(sig)
+}
+
+// Running reports whether node id's process is running (paused counts).
+func (c *Cluster) Running(id int) bool {
+	nd := c.Nodes[id-1]
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	return nd.cmd != nil
 }
 
 // Restart starts a stopped node again from its data directory.

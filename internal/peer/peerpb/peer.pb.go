@@ -200,6 +200,88 @@ func (x *ReadIndexResponse) GetIndex() uint64 {
 	return 0
 }
 
+type TransferLeadershipRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// to_id is the voter to hand leadership to; 0 lets the leader pick the
+	// most up-to-date follower.
+	ToId          uint32 `protobuf:"varint,1,opt,name=to_id,json=toId,proto3" json:"to_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeadershipRequest) Reset() {
+	*x = TransferLeadershipRequest{}
+	mi := &file_internal_peer_peerpb_peer_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeadershipRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeadershipRequest) ProtoMessage() {}
+
+func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_peer_peerpb_peer_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
+func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
+	return file_internal_peer_peerpb_peer_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *TransferLeadershipRequest) GetToId() uint32 {
+	if x != nil {
+		return x.ToId
+	}
+	return 0
+}
+
+type TransferLeadershipResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeadershipResponse) Reset() {
+	*x = TransferLeadershipResponse{}
+	mi := &file_internal_peer_peerpb_peer_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeadershipResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeadershipResponse) ProtoMessage() {}
+
+func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_peer_peerpb_peer_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
+func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
+	return file_internal_peer_peerpb_peer_proto_rawDescGZIP(), []int{5}
+}
+
 var File_internal_peer_peerpb_peer_proto protoreflect.FileDescriptor
 
 const file_internal_peer_peerpb_peer_proto_rawDesc = "" +
@@ -212,10 +294,14 @@ const file_internal_peer_peerpb_peer_proto_rawDesc = "" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\"\x12\n" +
 	"\x10ReadIndexRequest\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index2\xa0\x01\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"0\n" +
+	"\x19TransferLeadershipRequest\x12\x13\n" +
+	"\x05to_id\x18\x01 \x01(\rR\x04toId\"\x1c\n" +
+	"\x1aTransferLeadershipResponse2\x8b\x02\n" +
 	"\x04Peer\x12H\n" +
 	"\aPropose\x12\x1d.dlock.peer.v1.ProposeRequest\x1a\x1e.dlock.peer.v1.ProposeResponse\x12N\n" +
-	"\tReadIndex\x12\x1f.dlock.peer.v1.ReadIndexRequest\x1a .dlock.peer.v1.ReadIndexResponseB9Z7github.com/dlock-raft/dlock/internal/peer/peerpb;peerpbb\x06proto3"
+	"\tReadIndex\x12\x1f.dlock.peer.v1.ReadIndexRequest\x1a .dlock.peer.v1.ReadIndexResponse\x12i\n" +
+	"\x12TransferLeadership\x12(.dlock.peer.v1.TransferLeadershipRequest\x1a).dlock.peer.v1.TransferLeadershipResponseB9Z7github.com/dlock-raft/dlock/internal/peer/peerpb;peerpbb\x06proto3"
 
 var (
 	file_internal_peer_peerpb_peer_proto_rawDescOnce sync.Once
@@ -229,24 +315,28 @@ func file_internal_peer_peerpb_peer_proto_rawDescGZIP() []byte {
 	return file_internal_peer_peerpb_peer_proto_rawDescData
 }
 
-var file_internal_peer_peerpb_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_internal_peer_peerpb_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_internal_peer_peerpb_peer_proto_goTypes = []any{
-	(*ProposeRequest)(nil),    // 0: dlock.peer.v1.ProposeRequest
-	(*ProposeResponse)(nil),   // 1: dlock.peer.v1.ProposeResponse
-	(*ReadIndexRequest)(nil),  // 2: dlock.peer.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil), // 3: dlock.peer.v1.ReadIndexResponse
-	(*fsmpb.Command)(nil),     // 4: dlock.fsm.v1.Command
-	(*fsmpb.Result)(nil),      // 5: dlock.fsm.v1.Result
+	(*ProposeRequest)(nil),             // 0: dlock.peer.v1.ProposeRequest
+	(*ProposeResponse)(nil),            // 1: dlock.peer.v1.ProposeResponse
+	(*ReadIndexRequest)(nil),           // 2: dlock.peer.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),          // 3: dlock.peer.v1.ReadIndexResponse
+	(*TransferLeadershipRequest)(nil),  // 4: dlock.peer.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 5: dlock.peer.v1.TransferLeadershipResponse
+	(*fsmpb.Command)(nil),              // 6: dlock.fsm.v1.Command
+	(*fsmpb.Result)(nil),               // 7: dlock.fsm.v1.Result
 }
 var file_internal_peer_peerpb_peer_proto_depIdxs = []int32{
-	4, // 0: dlock.peer.v1.ProposeRequest.commands:type_name -> dlock.fsm.v1.Command
-	5, // 1: dlock.peer.v1.ProposeResponse.results:type_name -> dlock.fsm.v1.Result
+	6, // 0: dlock.peer.v1.ProposeRequest.commands:type_name -> dlock.fsm.v1.Command
+	7, // 1: dlock.peer.v1.ProposeResponse.results:type_name -> dlock.fsm.v1.Result
 	0, // 2: dlock.peer.v1.Peer.Propose:input_type -> dlock.peer.v1.ProposeRequest
 	2, // 3: dlock.peer.v1.Peer.ReadIndex:input_type -> dlock.peer.v1.ReadIndexRequest
-	1, // 4: dlock.peer.v1.Peer.Propose:output_type -> dlock.peer.v1.ProposeResponse
-	3, // 5: dlock.peer.v1.Peer.ReadIndex:output_type -> dlock.peer.v1.ReadIndexResponse
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
+	4, // 4: dlock.peer.v1.Peer.TransferLeadership:input_type -> dlock.peer.v1.TransferLeadershipRequest
+	1, // 5: dlock.peer.v1.Peer.Propose:output_type -> dlock.peer.v1.ProposeResponse
+	3, // 6: dlock.peer.v1.Peer.ReadIndex:output_type -> dlock.peer.v1.ReadIndexResponse
+	5, // 7: dlock.peer.v1.Peer.TransferLeadership:output_type -> dlock.peer.v1.TransferLeadershipResponse
+	5, // [5:8] is the sub-list for method output_type
+	2, // [2:5] is the sub-list for method input_type
 	2, // [2:2] is the sub-list for extension type_name
 	2, // [2:2] is the sub-list for extension extendee
 	0, // [0:2] is the sub-list for field type_name
@@ -263,7 +353,7 @@ func file_internal_peer_peerpb_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_peer_peerpb_peer_proto_rawDesc), len(file_internal_peer_peerpb_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
