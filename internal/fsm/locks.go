@@ -30,7 +30,11 @@ func (s *State) acquire(a *fsmpb.Acquire) *fsmpb.Result {
 		s.grant(l, a.GetOwner(), a.GetTtlNanos(), addClaim(nil, a.GetAttempt()))
 		return holdResult(fsmpb.Code_OK, l)
 	case l.hold.owner == a.GetOwner():
+		// A refresh is told it holds the lock, so it claims the hold: a
+		// withdrawal of the call the hold was granted to (a client that gave
+		// up on it) must not end a hold this call was told it has.
 		l.hold.ttl = a.GetTtlNanos()
+		l.hold.claims = addClaim(l.hold.claims, a.GetAttempt())
 		s.setExpires(l, satAdd(s.now, a.GetTtlNanos()))
 		return holdResult(fsmpb.Code_OK, l)
 	case a.GetWaitNanos() == 0:

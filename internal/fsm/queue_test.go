@@ -173,13 +173,33 @@ func TestWithdraw(t *testing.T) { runRows(t, testLimits(), withdrawRows) }
 
 // A call that gives up withdraws only its own claim: the wait (or the hold
 // granted from it, or at once) ends only when no call still claims it. A
-// holder's refresh claims nothing, so its failure never ends the hold, and
-// a retried request claims the wait it was queued in.
+// holder's refresh claims the hold too, so neither its failure nor that of
+// the call the hold was granted to ends a hold another call was told it
+// has; a retried request claims the wait it was queued in.
 var attemptRows = []row{
 	{
-		name: "a refresh by the holder claims nothing",
+		name: "a failed refresh by the holder leaves the hold",
 		give: []step{at(100, acqBy("L", "a", 10, 50, 1)), at(101, acqBy("L", "a", 10, 50, 2)), at(101, withdrawBy("L", "a", 2))},
-		want: want{res: "IGNORED", lock: "a token=1 nonce=1 ttl=10 at=100 exp=111", same: true},
+		want: want{res: "OK token=1", lock: "a token=1 nonce=1 ttl=10 at=100 exp=111"},
+	},
+	{
+		// The call the hold was granted to gave up while a second call of
+		// the same owner was told it holds the lock.
+		name: "the granted call leaving keeps a hold a refresh was told it has",
+		give: []step{
+			at(100, acq("L", "x", 10, 0), acqBy("L", "a", 10, 50, 1)), at(101, rel("L", "x", 0)),
+			at(102, acqBy("L", "a", 10, 50, 2)), at(103, withdrawBy("L", "a", 1)),
+		},
+		want: want{res: "OK token=2", lock: "a token=2 nonce=2 ttl=10 at=101 exp=112"},
+	},
+	{
+		name: "a hold ends when the granted call and its refresh both leave",
+		give: []step{
+			at(100, acqBy("L", "a", 10, 50, 1)), at(101, acqBy("L", "a", 10, 50, 2)),
+			at(102, withdrawBy("L", "a", 1), withdrawBy("L", "a", 2)),
+		},
+		want: want{res: "OK token=1; OK token=1 released=true", events: "released L a token=1 nonce=1 ttl=10 acq=100",
+			lock: "free nonce=1 released=102"},
 	},
 	{
 		name: "a caller gone right after an immediate grant releases it",

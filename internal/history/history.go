@@ -77,6 +77,13 @@ type Op struct {
 	ResHolder string // query: the holder ("" when free)
 	ResValue  string // get: the value
 	ResFound  bool   // get: the key exists; query: the lock record exists
+
+	// Queued (acquire, optional) is a time on the recording's clock by which
+	// the cluster had this acquire's owner in the lock's queue, waiting for
+	// the hold this op was granted; 0 when the workload does not know. The
+	// FIFO check (check.FIFO) uses only acquires that set it. WARNING: a
+	// Queued that is too early makes that check report false violations.
+	Queued time.Duration
 }
 
 // Recorder collects Ops from concurrent clients.
