@@ -72,3 +72,14 @@ func nodeError(err error) error {
 	}
 	return statusError(codes.Unavailable, dlockv1.ReasonNoLeader, "dlock: "+err.Error())
 }
+
+// reasonOf returns the ErrorInfo reason of a status error, "" if none.
+func reasonOf(err error) string {
+	st, _ := status.FromError(err)
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			return info.Reason
+		}
+	}
+	return ""
+}

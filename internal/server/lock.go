@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -38,7 +39,16 @@ func (s lockService) Acquire(ctx context.Context, req *dlockv1.AcquireRequest) (
 	attempt := newAttempt()
 	defer func() {
 		if err != nil && mayBeQueued && !s.isStopping() {
-			s.withdraw(req.Name, req.Owner, attempt)
+			if werr := s.withdraw(req.Name, req.Owner, attempt); werr != nil && reasonOf(err) == dlockv1.ReasonWaitTimeout {
+				// WAIT_TIMEOUT promises the caller holds nothing and waits
+				// nowhere. Without a committed withdrawal the queue may still
+				// grant this owner until the wait's deadline passes in cluster
+				// time, so the outcome is unknown: the caller may retry (the
+				// retry withdraws again) or let the lease run out.
+				err = statusError(codes.Unavailable, dlockv1.ReasonNoLeader, fmt.Sprintf(
+					"dlock: lock %s: the wait ended but its withdrawal was not committed (%v); the lock may still be granted to this owner",
+					quote(req.Name), werr))
+			}
 		}
 	}()
 	cmd := withHeader(req.Header, &fsmpb.Command{Op: &fsmpb.Command_Acquire{Acquire: &fsmpb.Acquire{
@@ -161,7 +171,9 @@ func newAttempt() uint64 {
 	}
 }
 
-func (s *Server) withdraw(name, owner string, attempt uint64) {
+// withdraw commits the withdrawal of attempt's claim on owner's wait or
+// hold of name.
+func (s *Server) withdraw(name, owner string, attempt uint64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), withdrawTimeout)
 	defer cancel()
 	cmd := &fsmpb.Command{Op: &fsmpb.Command_Withdraw{Withdraw: &fsmpb.Withdraw{Name: name, Owner: owner, Attempt: attempt}}}
@@ -169,7 +181,9 @@ func (s *Server) withdraw(name, owner string, attempt uint64) {
 		// The waiter's deadline is in the replicated queue too: it is never
 		// granted past it, even if this withdrawal is lost.
 		s.log.Warn("withdraw waiter failed", "lock", name, "owner", owner, "err", err)
+		return err
 	}
+	return nil
 }
 
 func acquireResponse(token, nonce uint64, ttl, acquired int64) *dlockv1.AcquireResponse {
