@@ -3,7 +3,9 @@ package e2e
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -65,5 +67,17 @@ func TestCLIAgainstACluster(t *testing.T) {
 	}
 	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.LeaderID == 0 || len(st.Members) != 3 {
 		t.Fatalf("dlock cluster status -o json: exit %d, %q; want a leader and 3 members", code, out)
+	}
+	to := st.LeaderID%3 + 1
+	out, code = run("cluster", "transfer-leader", "--to", strconv.Itoa(to))
+	if want := fmt.Sprintf("leader is now node %d", to); code != 0 || !strings.Contains(out, want) {
+		t.Fatalf("dlock cluster transfer-leader --to %d: exit %d, %q; want %q", to, code, out, want)
+	}
+	if leader := c.WaitLeader(30 * time.Second); leader != to {
+		t.Fatalf("leader is node %d after transfer-leader --to %d", leader, to)
+	}
+	out, code = run("cluster", "transfer-leader", "--to", "7")
+	if code != 2 || !strings.Contains(out, "to_id") {
+		t.Fatalf("dlock cluster transfer-leader --to 7: exit %d, %q; want exit 2 naming to_id", code, out)
 	}
 }
