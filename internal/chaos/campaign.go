@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -197,7 +198,27 @@ func Execute(t testing.TB, r Run, dir string) Outcome {
 	out.Ops = len(ops)
 	out.History, out.Final, out.Writes = ops, final, res.Writes()
 	out.Results = runChecks(ops, final, out.Writes, dir)
+	if out.Violations() > 0 && dir != "" {
+		if err := dumpHistory(dir, out); err != nil {
+			t.Logf("dump history: %v", err)
+		}
+	}
 	return out
+}
+
+// dumpHistory writes what the checkers were given to dir/history.json, for
+// reading a failure's operations in full.
+func dumpHistory(dir string, out Outcome) error {
+	b, err := json.MarshalIndent(struct {
+		Run     string
+		History []history.Op
+		Final   []history.Op
+		Writes  []check.Write
+	}{out.Run.String(), out.History, out.Final, out.Writes}, "", " ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "history.json"), b, 0o640)
 }
 
 func endpoints(c nemesis.Cluster) []string {

@@ -65,7 +65,7 @@ func (s *State) command(c *fsmpb.Command) *fsmpb.Result {
 			s.adopt(a, r)
 		}
 		replay := cloneResult(r)
-		replay.Replayed = true
+		replay.Replayed, replay.Attempt, replay.Superseded = true, 0, nil
 		return replay
 	}
 	if cl.forgot(c.Seq) {
@@ -73,7 +73,11 @@ func (s *State) command(c *fsmpb.Command) *fsmpb.Result {
 			"seq %d of client %q is older than the results it remembers", c.Seq, c.ClientId)
 	}
 	r := s.exec(c)
+	if a := c.GetAcquire(); a != nil && (r.Code == fsmpb.Code_QUEUED || r.Code == fsmpb.Code_OK) {
+		r.Attempt = a.GetAttempt() // remembered for adopt; not part of the answer
+	}
 	s.remember(c.ClientId, c.Seq, r)
+	r.Attempt = 0
 	return r
 }
 

@@ -132,6 +132,12 @@ func TestCloneResultCopiesEveryField(t *testing.T) {
 	fields := m.Descriptor().Fields()
 	for i := range fields.Len() {
 		f := fields.Get(i)
+		if f.IsList() && f.Kind() == protoreflect.Uint64Kind {
+			l := m.NewField(f).List()
+			l.Append(protoreflect.ValueOfUint64(7))
+			m.Set(f, protoreflect.ValueOfList(l))
+			continue
+		}
 		var v protoreflect.Value
 		switch f.Kind() {
 		case protoreflect.BoolKind:

@@ -154,29 +154,46 @@ func (s *State) withdraw(w *fsmpb.Withdraw) *fsmpb.Result {
 		w.GetAttempt(), w.GetName())
 }
 
-// adopt lets a retried Acquire claim, for its own call, what the request
-// it retries got: the wait it was queued in (or the hold since granted from
-// it) if the remembered answer is QUEUED, or the very hold it was granted
-// (same token) if the answer is OK. The call that first carried it may
-// still withdraw, and must not take from the retry what the retry waits
-// for or tells its client it holds. Other answers (LOCKED, errors) queued
-// nothing and claim nothing; a hold without claims is never claimed.
+// adopt hands a retried Acquire the claim of the request it retries: the
+// wait it was queued in (or the hold since granted from it) if the
+// remembered answer is QUEUED, or the very hold it was granted (same token)
+// if the answer is OK. The client listens only to its latest attempt, so
+// the retry's call takes the claim over from the call that carried the
+// request before: that call's late withdrawal is then ignored, and the
+// retry's own withdrawal (its wait ended, its client gave up) removes the
+// request's claim, so a request answered WAIT_TIMEOUT leaves nothing
+// behind. A late repeat of a replaced call (a node retrying its forward)
+// claims nothing. Other answers (LOCKED, errors) queued nothing and claim nothing;
+// a hold without claims is never claimed.
 func (s *State) adopt(a *fsmpb.Acquire, answer *fsmpb.Result) {
 	l := s.locks[a.GetName()]
 	if l == nil || a.GetAttempt() == 0 {
 		return
 	}
+	if hasClaim(answer.GetSuperseded(), a.GetAttempt()) {
+		return // a late repeat of a call a retry has replaced
+	}
+	takeOver := func(claims []uint64) []uint64 {
+		if prev := answer.GetAttempt(); prev != 0 && prev != a.GetAttempt() {
+			claims = dropClaim(claims, prev)
+			// A new slice: the remembered answer may share its backing array
+			// with a clone.
+			answer.Superseded = addClaim(answer.GetSuperseded(), prev)
+		}
+		answer.Attempt = a.GetAttempt()
+		return addClaim(claims, a.GetAttempt())
+	}
 	owned := l.held && l.hold.owner == a.GetOwner() && len(l.hold.claims) > 0
 	switch answer.GetCode() {
 	case fsmpb.Code_QUEUED:
 		if i := l.waiterIndex(a.GetOwner()); i >= 0 {
-			l.waiters[i].claims = addClaim(l.waiters[i].claims, a.GetAttempt())
+			l.waiters[i].claims = takeOver(l.waiters[i].claims)
 		} else if owned {
-			l.hold.claims = addClaim(l.hold.claims, a.GetAttempt())
+			l.hold.claims = takeOver(l.hold.claims)
 		}
 	case fsmpb.Code_OK:
 		if owned && l.hold.token == answer.GetToken() {
-			l.hold.claims = addClaim(l.hold.claims, a.GetAttempt())
+			l.hold.claims = takeOver(l.hold.claims)
 		}
 	}
 }

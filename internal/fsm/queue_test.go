@@ -233,13 +233,26 @@ var attemptRows = []row{
 		want: want{res: "OK token=2", lock: "b token=2 nonce=2 ttl=10 at=102 exp=112"},
 	},
 	{
-		name: "a retried acquire claims the wait",
+		// The client listens only to its latest attempt.
+		name: "a retried acquire takes the wait's claim over from the first call",
 		give: []step{
 			at(100, acq("L", "a", 10, 0), as("c", 1, acqBy("L", "b", 10, 50, 1))),
 			at(101, as("c", 1, acqBy("L", "b", 10, 50, 2))),
 			at(101, withdrawBy("L", "b", 1)),
 		},
-		want: want{res: "OK", lock: "a token=1 nonce=1 ttl=10 at=100 exp=110 q=b(ttl=10,dl=150)", client: "c@100:1=QUEUED"},
+		want: want{res: "IGNORED", lock: "a token=1 nonce=1 ttl=10 at=100 exp=110 q=b(ttl=10,dl=150)", client: "c@100:1=QUEUED", same: true},
+	},
+	{
+		// Its wait ended (WAIT_TIMEOUT) while the first call, on a node the
+		// client no longer hears from, never withdrew: nothing is left
+		// queued to be granted to an owner that was told it waits nowhere.
+		name: "a retry that gives up withdraws its request's wait",
+		give: []step{
+			at(100, acq("L", "a", 10, 0), as("c", 1, acqBy("L", "b", 10, 50, 1))),
+			at(101, as("c", 1, acqBy("L", "b", 10, 50, 2))),
+			at(102, withdrawBy("L", "b", 2)),
+		},
+		want: want{res: "OK", lock: "a token=1 nonce=1 ttl=10 at=100 exp=110", client: "c@100:1=QUEUED"},
 	},
 	{
 		name: "a retried acquire claims the hold granted from its wait",
@@ -250,7 +263,7 @@ var attemptRows = []row{
 			at(103, withdrawBy("L", "b", 1), withdrawBy("L", "b", 2)),
 		},
 		want: want{
-			res:    "OK token=2; OK token=2 released=true",
+			res:    "IGNORED; OK token=2 released=true",
 			events: "released L b token=2 nonce=2 ttl=10 acq=101",
 			lock:   "free nonce=2 released=103",
 			client: "c@100:1=QUEUED",
@@ -264,7 +277,7 @@ var attemptRows = []row{
 			at(102, rel("L", "a", 0)),
 			at(102, withdrawBy("L", "b", 1)),
 		},
-		want: want{res: "OK token=2", lock: "b token=2 nonce=2 ttl=10 at=102 exp=112", client: "c@100:1=QUEUED"},
+		want: want{res: "IGNORED", lock: "b token=2 nonce=2 ttl=10 at=102 exp=112", client: "c@100:1=QUEUED", same: true},
 	},
 	{
 		name: "a retried acquire claims the hold it was granted at once",
@@ -273,7 +286,7 @@ var attemptRows = []row{
 			at(101, as("c", 1, acqBy("L", "b", 10, 50, 2))),
 			at(101, withdrawBy("L", "b", 1)),
 		},
-		want: want{res: "OK token=1", lock: "b token=1 nonce=1 ttl=10 at=100 exp=110", client: "c@100:1=OK"},
+		want: want{res: "IGNORED", lock: "b token=1 nonce=1 ttl=10 at=100 exp=110", client: "c@100:1=OK", same: true},
 	},
 	{
 		name: "a retry does not claim a later hold of the owner",

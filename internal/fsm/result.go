@@ -48,6 +48,8 @@ func cloneResult(r *fsmpb.Result) *fsmpb.Result {
 		Created:           r.Created,
 		Released:          r.Released,
 		Replayed:          r.Replayed,
+		Attempt:           r.Attempt,
+		Superseded:        r.Superseded,
 	}
 }
 

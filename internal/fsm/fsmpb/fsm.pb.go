@@ -867,7 +867,14 @@ type Result struct {
 	// replayed: this is the remembered result of an earlier command with the
 	// same client id and seq; nothing was applied now, and what it describes
 	// may since have changed.
-	Replayed      bool `protobuf:"varint,11,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	Replayed bool `protobuf:"varint,11,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	// attempt (kept in the remembered result of an Acquire, never answered)
+	// is the call whose claim stands for this request on the wait or hold it
+	// got: a retry of the request takes that claim over.
+	Attempt uint64 `protobuf:"varint,12,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// superseded (remembered, never answered) are the calls that carried this
+	// request before attempt: a late repeat of one claims nothing.
+	Superseded    []uint64 `protobuf:"varint,13,rep,packed,name=superseded,proto3" json:"superseded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -977,6 +984,20 @@ func (x *Result) GetReplayed() bool {
 		return x.Replayed
 	}
 	return false
+}
+
+func (x *Result) GetAttempt() uint64 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *Result) GetSuperseded() []uint64 {
+	if x != nil {
+		return x.Superseded
+	}
+	return nil
 }
 
 // Snapshot records are written as a stream of length-delimited SnapshotRecord.
@@ -1676,7 +1697,7 @@ const file_internal_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"\x1a\n" +
 	"\x06Delete\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\"\xd0\x02\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\"\x8a\x03\n" +
 	"\x06Result\x12&\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x12.dlock.fsm.v1.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
@@ -1690,7 +1711,11 @@ const file_internal_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\acreated\x18\t \x01(\bR\acreated\x12\x1a\n" +
 	"\breleased\x18\n" +
 	" \x01(\bR\breleased\x12\x1a\n" +
-	"\breplayed\x18\v \x01(\bR\breplayed\"\xdf\x01\n" +
+	"\breplayed\x18\v \x01(\bR\breplayed\x12\x18\n" +
+	"\aattempt\x18\f \x01(\x04R\aattempt\x12\x1e\n" +
+	"\n" +
+	"superseded\x18\r \x03(\x04R\n" +
+	"superseded\"\xdf\x01\n" +
 	"\x0eSnapshotRecord\x126\n" +
 	"\x06header\x18\x01 \x01(\v2\x1c.dlock.fsm.v1.SnapshotHeaderH\x00R\x06header\x12.\n" +
 	"\x04lock\x18\x02 \x01(\v2\x18.dlock.fsm.v1.LockRecordH\x00R\x04lock\x12(\n" +
