@@ -62,7 +62,9 @@ func (s *State) command(c *fsmpb.Command) *fsmpb.Result {
 	}
 	if r := cl.lookup(c.Seq); r != nil {
 		if a := c.GetAcquire(); a != nil {
-			s.adopt(a, r)
+			if kept := s.adopt(a, r); kept != nil {
+				cl.keep(c.Seq, kept)
+			}
 		}
 		replay := cloneResult(r)
 		replay.Replayed, replay.Attempt, replay.Superseded = true, 0, nil

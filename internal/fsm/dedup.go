@@ -19,6 +19,13 @@ func (c *client) lookup(seq uint64) *fsmpb.Result {
 	return c.results[i].res
 }
 
+// keep replaces the remembered result of seq, which must be remembered.
+func (c *client) keep(seq uint64, r *fsmpb.Result) {
+	i, found := slices.BinarySearchFunc(c.results, seq, cmpSeq)
+	mustf(found, "client %q seq %d replaced but not remembered", c.id, seq)
+	c.results[i].res = r
+}
+
 // forgot reports whether seq, not remembered, may be a request whose result
 // was evicted for room: applying it again could apply it twice. c may be nil.
 func (c *client) forgot(seq uint64) bool {

@@ -165,22 +165,25 @@ func (s *State) withdraw(w *fsmpb.Withdraw) *fsmpb.Result {
 // behind. A late repeat of a replaced call (a node retrying its forward)
 // claims nothing. Other answers (LOCKED, errors) queued nothing and claim nothing;
 // a hold without claims is never claimed.
-func (s *State) adopt(a *fsmpb.Acquire, answer *fsmpb.Result) {
+//
+// It returns the remembered answer to keep from now on (a new one: the old
+// may be shared with a clone of the state), or nil if nothing changed.
+func (s *State) adopt(a *fsmpb.Acquire, answer *fsmpb.Result) *fsmpb.Result {
 	l := s.locks[a.GetName()]
 	if l == nil || a.GetAttempt() == 0 {
-		return
+		return nil
 	}
 	if hasClaim(answer.GetSuperseded(), a.GetAttempt()) {
-		return // a late repeat of a call a retry has replaced
+		return nil // a late repeat of a call a retry has replaced
 	}
+	var kept *fsmpb.Result
 	takeOver := func(claims []uint64) []uint64 {
+		kept = cloneResult(answer)
 		if prev := answer.GetAttempt(); prev != 0 && prev != a.GetAttempt() {
 			claims = dropClaim(claims, prev)
-			// A new slice: the remembered answer may share its backing array
-			// with a clone.
-			answer.Superseded = addClaim(answer.GetSuperseded(), prev)
+			kept.Superseded = addClaim(answer.GetSuperseded(), prev) // a new slice
 		}
-		answer.Attempt = a.GetAttempt()
+		kept.Attempt = a.GetAttempt()
 		return addClaim(claims, a.GetAttempt())
 	}
 	owned := l.held && l.hold.owner == a.GetOwner() && len(l.hold.claims) > 0
@@ -196,6 +199,7 @@ func (s *State) adopt(a *fsmpb.Acquire, answer *fsmpb.Result) {
 			l.hold.claims = takeOver(l.hold.claims)
 		}
 	}
+	return kept
 }
 
 // ClaimsMax bounds the calls recorded as waiting for one wait or hold. Past

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 
@@ -278,9 +279,15 @@ func (s *Server) lockInfo(v fsm.LockView) *dlockv1.LockInfo {
 	return li
 }
 
+// quote quotes a name for a message, cut to about 64 bytes on a rune
+// boundary: a status message must be valid UTF-8 to carry its details.
 func quote(s string) string {
 	if len(s) > 64 {
-		s = s[:64] + "..."
+		cut := 64
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "..."
 	}
 	return `"` + s + `"`
 }

@@ -19,9 +19,13 @@ func (s *Server) checkName(field, v string) error {
 // checkTTL refuses a lease <= 0 (unless zero is allowed) or over lease_max.
 func (s *Server) checkTTL(ms int64, zeroOK bool) error {
 	if ms < 0 || (ms == 0 && !zeroOK) {
+		if zeroOK {
+			return invalid(fmt.Sprintf("ttl_ms %d must be >= 0 (0 keeps the hold's TTL)", ms))
+		}
 		return invalid(fmt.Sprintf("ttl_ms %d must be > 0", ms))
 	}
-	if max := s.opts.Limits.LeaseMax.Duration(); time.Duration(ms)*time.Millisecond > max {
+	// Compared in milliseconds: a huge ttl_ms would overflow in nanoseconds.
+	if max := s.opts.Limits.LeaseMax.Duration(); ms > max.Milliseconds() {
 		return invalid(fmt.Sprintf("ttl_ms %d is over limits.lease_max %s", ms, max))
 	}
 	return nil
@@ -32,7 +36,7 @@ func (s *Server) checkWait(ms int64) error {
 	if ms < 0 {
 		return invalid(fmt.Sprintf("wait_ms %d must be >= 0", ms))
 	}
-	if max := s.opts.Limits.AcquireTimeoutMax.Duration(); time.Duration(ms)*time.Millisecond > max {
+	if max := s.opts.Limits.AcquireTimeoutMax.Duration(); ms > max.Milliseconds() {
 		return invalid(fmt.Sprintf("wait_ms %d is over limits.acquire_timeout_max %s", ms, max))
 	}
 	return nil

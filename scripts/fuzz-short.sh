@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every Go fuzz target in the repository for a short time each, one
+# after another, and fails if any of them fails. Targets are found by grep
+# (func FuzzXxx(f *testing.F) in a _test.go file), so new ones join without
+# editing this script.
+#
+#   FUZZTIME          time per target, as go test -fuzztime takes it (default 10s)
+#   FUZZMINIMIZETIME  bound on minimizing one input (default 5s; go's own is 60s,
+#                     which can eat a short run's whole budget)
+#
+# A failure leaves the failing input in the package's testdata/fuzz/<Name>/,
+# where plain `go test` replays it: commit it with the fix.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fuzztime="${FUZZTIME:-10s}"
+minimizetime="${FUZZMINIMIZETIME:-5s}"
+
+# "dir name" per target, sorted for a stable order.
+targets="$(grep -rEo --include='*_test.go' --exclude-dir=vendor --exclude-dir=testdata \
+	'^func Fuzz[A-Za-z0-9_]*\(f \*testing\.F\)' . |
+	sed -E 's#^(.*)/[^/]+_test\.go:func (Fuzz[A-Za-z0-9_]*).*#\1 \2#' | sort -u)"
+
+if [[ -z "$targets" ]]; then
+	echo "fuzz-short: no fuzz targets found" >&2
+	exit 1
+fi
+
+failed=()
+start=$SECONDS
+while read -r dir name; do
+	echo "=== $name ($dir, $fuzztime)"
+	t0=$SECONDS
+	if go test -run='^$' -fuzz="^${name}\$" -fuzztime="$fuzztime" -fuzzminimizetime="$minimizetime" "$dir"; then
+		echo "--- ok   $name ($((SECONDS - t0))s)"
+	else
+		echo "--- FAIL $name ($((SECONDS - t0))s)"
+		failed+=("$name ($dir)")
+	fi
+done <<<"$targets"
+
+echo "fuzz-short: $(wc -l <<<"$targets") targets in $((SECONDS - start))s"
+if ((${#failed[@]} > 0)); then
+	printf 'fuzz-short: FAILED: %s\n' "${failed[@]}" >&2
+	exit 1
+fi
