@@ -140,13 +140,16 @@ func (c *Client) acquireCall(ctx context.Context, name string, o lockOptions, se
 	waitEnd := sent.Add(wait)
 	var resp *dlockv1.AcquireResponse
 	timeout := func() time.Duration { return max(time.Until(waitEnd), 0) + c.opts.callTimeout }
-	first := true
+	var tries uint32
 	err := c.call(ctx, timeout, func(ctx context.Context, cc *grpc.ClientConn) error {
-		if !first { // a retry waits only for what is left of the wait
+		if tries > 0 { // a retry waits only for what is left of the wait
 			wait = max(time.Until(waitEnd), 0)
 		}
-		first = false
-		req := &dlockv1.AcquireRequest{Header: hdr, Name: name, Owner: o.owner, TtlMs: millis(o.ttl),
+		tries++
+		// Each send is numbered, so that a queued wait belongs to the latest:
+		// an earlier send that reaches the cluster late claims nothing.
+		h := &dlockv1.RequestHeader{ClientId: hdr.GetClientId(), Seq: hdr.GetSeq(), AckedBelow: hdr.GetAckedBelow(), Try: tries}
+		req := &dlockv1.AcquireRequest{Header: h, Name: name, Owner: o.owner, TtlMs: millis(o.ttl),
 			WaitMs: millis(wait)}
 		r, err := dlockv1.NewLockClient(cc).Acquire(ctx, req)
 		resp = r

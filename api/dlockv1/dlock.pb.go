@@ -38,10 +38,14 @@ const (
 // results can be forgotten; a request with a smaller seq is then refused
 // (STALE_REQUEST) instead of applied again. 0 says nothing.
 type RequestHeader struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClientId      string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
-	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
-	AckedBelow    uint64                 `protobuf:"varint,3,opt,name=acked_below,json=ackedBelow,proto3" json:"acked_below,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ClientId   string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	Seq        uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	AckedBelow uint64                 `protobuf:"varint,3,opt,name=acked_below,json=ackedBelow,proto3" json:"acked_below,omitempty"`
+	// try counts the client's sends of this request, from 1; a retry sends a
+	// higher one. A waiting Acquire belongs to its latest try: an earlier try
+	// that reaches the cluster late claims nothing. 0 says nothing.
+	Try           uint32 `protobuf:"varint,4,opt,name=try,proto3" json:"try,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -93,6 +97,13 @@ func (x *RequestHeader) GetSeq() uint64 {
 func (x *RequestHeader) GetAckedBelow() uint64 {
 	if x != nil {
 		return x.AckedBelow
+	}
+	return 0
+}
+
+func (x *RequestHeader) GetTry() uint32 {
+	if x != nil {
+		return x.Try
 	}
 	return 0
 }
@@ -1286,6 +1297,290 @@ func (x *ListKeysResponse) GetMore() bool {
 	return false
 }
 
+type AddMemberRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint32                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// peer_address is where the other nodes reach the new node's Raft port.
+	PeerAddress string `protobuf:"bytes,2,opt,name=peer_address,json=peerAddress,proto3" json:"peer_address,omitempty"`
+	// client_address is where clients reach it.
+	ClientAddress string `protobuf:"bytes,3,opt,name=client_address,json=clientAddress,proto3" json:"client_address,omitempty"`
+	// nonvoter keeps the node a non-voter (it replicates but does not vote).
+	Nonvoter      bool `protobuf:"varint,4,opt,name=nonvoter,proto3" json:"nonvoter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddMemberRequest) Reset() {
+	*x = AddMemberRequest{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddMemberRequest) ProtoMessage() {}
+
+func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
+func (*AddMemberRequest) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *AddMemberRequest) GetId() uint32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *AddMemberRequest) GetPeerAddress() string {
+	if x != nil {
+		return x.PeerAddress
+	}
+	return ""
+}
+
+func (x *AddMemberRequest) GetClientAddress() string {
+	if x != nil {
+		return x.ClientAddress
+	}
+	return ""
+}
+
+func (x *AddMemberRequest) GetNonvoter() bool {
+	if x != nil {
+		return x.Nonvoter
+	}
+	return false
+}
+
+type AddMemberResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Members       []*Member              `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddMemberResponse) Reset() {
+	*x = AddMemberResponse{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddMemberResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddMemberResponse) ProtoMessage() {}
+
+func (x *AddMemberResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddMemberResponse.ProtoReflect.Descriptor instead.
+func (*AddMemberResponse) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *AddMemberResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+type RemoveMemberRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint32                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveMemberRequest) Reset() {
+	*x = RemoveMemberRequest{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveMemberRequest) ProtoMessage() {}
+
+func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
+func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *RemoveMemberRequest) GetId() uint32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+type RemoveMemberResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Members       []*Member              `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveMemberResponse) Reset() {
+	*x = RemoveMemberResponse{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveMemberResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveMemberResponse) ProtoMessage() {}
+
+func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveMemberResponse.ProtoReflect.Descriptor instead.
+func (*RemoveMemberResponse) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *RemoveMemberResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+type SnapshotRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotRequest) Reset() {
+	*x = SnapshotRequest{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotRequest) ProtoMessage() {}
+
+func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
+func (*SnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{25}
+}
+
+type SnapshotChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// data is the next part of the snapshot file.
+	Data          []byte `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotChunk) Reset() {
+	*x = SnapshotChunk{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotChunk) ProtoMessage() {}
+
+func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
+func (*SnapshotChunk) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *SnapshotChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 type TransferLeaderRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// to_id is the voter to hand leadership to; 0 lets the leader pick the
@@ -1297,7 +1592,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_api_dlockv1_dlock_proto_msgTypes[21]
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1604,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dlockv1_dlock_proto_msgTypes[21]
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1617,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{21}
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TransferLeaderRequest) GetToId() uint32 {
@@ -1342,7 +1637,7 @@ type TransferLeaderResponse struct {
 
 func (x *TransferLeaderResponse) Reset() {
 	*x = TransferLeaderResponse{}
-	mi := &file_api_dlockv1_dlock_proto_msgTypes[22]
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1354,7 +1649,7 @@ func (x *TransferLeaderResponse) String() string {
 func (*TransferLeaderResponse) ProtoMessage() {}
 
 func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dlockv1_dlock_proto_msgTypes[22]
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1367,7 +1662,7 @@ func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeaderResponse) Descriptor() ([]byte, []int) {
-	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{22}
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TransferLeaderResponse) GetLeaderId() uint32 {
@@ -1385,7 +1680,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_api_dlockv1_dlock_proto_msgTypes[23]
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1397,7 +1692,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dlockv1_dlock_proto_msgTypes[23]
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1410,7 +1705,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{23}
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{29}
 }
 
 type Member struct {
@@ -1427,7 +1722,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_api_dlockv1_dlock_proto_msgTypes[24]
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1439,7 +1734,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dlockv1_dlock_proto_msgTypes[24]
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1452,7 +1747,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{24}
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Member) GetId() uint32 {
@@ -1509,7 +1804,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_api_dlockv1_dlock_proto_msgTypes[25]
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1521,7 +1816,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dlockv1_dlock_proto_msgTypes[25]
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1534,7 +1829,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{25}
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *StatusResponse) GetNodeId() uint32 {
@@ -1597,12 +1892,13 @@ var File_api_dlockv1_dlock_proto protoreflect.FileDescriptor
 
 const file_api_dlockv1_dlock_proto_rawDesc = "" +
 	"\n" +
-	"\x17api/dlockv1/dlock.proto\x12\bdlock.v1\"_\n" +
+	"\x17api/dlockv1/dlock.proto\x12\bdlock.v1\"q\n" +
 	"\rRequestHeader\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x1f\n" +
 	"\vacked_below\x18\x03 \x01(\x04R\n" +
-	"ackedBelow\"\x9b\x01\n" +
+	"ackedBelow\x12\x10\n" +
+	"\x03try\x18\x04 \x01(\rR\x03try\"\x9b\x01\n" +
 	"\x0eAcquireRequest\x12/\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.dlock.v1.RequestHeaderR\x06header\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -1683,7 +1979,21 @@ const file_api_dlockv1_dlock_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"L\n" +
 	"\x10ListKeysResponse\x12$\n" +
 	"\x03kvs\x18\x01 \x03(\v2\x12.dlock.v1.KeyValueR\x03kvs\x12\x12\n" +
-	"\x04more\x18\x02 \x01(\bR\x04more\",\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"\x88\x01\n" +
+	"\x10AddMemberRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\rR\x02id\x12!\n" +
+	"\fpeer_address\x18\x02 \x01(\tR\vpeerAddress\x12%\n" +
+	"\x0eclient_address\x18\x03 \x01(\tR\rclientAddress\x12\x1a\n" +
+	"\bnonvoter\x18\x04 \x01(\bR\bnonvoter\"?\n" +
+	"\x11AddMemberResponse\x12*\n" +
+	"\amembers\x18\x01 \x03(\v2\x10.dlock.v1.MemberR\amembers\"%\n" +
+	"\x13RemoveMemberRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\rR\x02id\"B\n" +
+	"\x14RemoveMemberResponse\x12*\n" +
+	"\amembers\x18\x01 \x03(\v2\x10.dlock.v1.MemberR\amembers\"\x11\n" +
+	"\x0fSnapshotRequest\"#\n" +
+	"\rSnapshotChunk\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\",\n" +
 	"\x15TransferLeaderRequest\x12\x13\n" +
 	"\x05to_id\x18\x01 \x01(\rR\x04toId\"5\n" +
 	"\x16TransferLeaderResponse\x12\x1b\n" +
@@ -1714,10 +2024,13 @@ const file_api_dlockv1_dlock_proto_rawDesc = "" +
 	"\x03Put\x12\x14.dlock.v1.PutRequest\x1a\x15.dlock.v1.PutResponse\x122\n" +
 	"\x03Get\x12\x14.dlock.v1.GetRequest\x1a\x15.dlock.v1.GetResponse\x12;\n" +
 	"\x06Delete\x12\x17.dlock.v1.DeleteRequest\x1a\x18.dlock.v1.DeleteResponse\x12=\n" +
-	"\x04List\x12\x19.dlock.v1.ListKeysRequest\x1a\x1a.dlock.v1.ListKeysResponse2\x9b\x01\n" +
+	"\x04List\x12\x19.dlock.v1.ListKeysRequest\x1a\x1a.dlock.v1.ListKeysResponse2\xf2\x02\n" +
 	"\aCluster\x12;\n" +
 	"\x06Status\x12\x17.dlock.v1.StatusRequest\x1a\x18.dlock.v1.StatusResponse\x12S\n" +
-	"\x0eTransferLeader\x12\x1f.dlock.v1.TransferLeaderRequest\x1a .dlock.v1.TransferLeaderResponseB1Z/github.com/dlock-raft/dlock/api/dlockv1;dlockv1b\x06proto3"
+	"\x0eTransferLeader\x12\x1f.dlock.v1.TransferLeaderRequest\x1a .dlock.v1.TransferLeaderResponse\x12D\n" +
+	"\tAddMember\x12\x1a.dlock.v1.AddMemberRequest\x1a\x1b.dlock.v1.AddMemberResponse\x12M\n" +
+	"\fRemoveMember\x12\x1d.dlock.v1.RemoveMemberRequest\x1a\x1e.dlock.v1.RemoveMemberResponse\x12@\n" +
+	"\bSnapshot\x12\x19.dlock.v1.SnapshotRequest\x1a\x17.dlock.v1.SnapshotChunk0\x01B1Z/github.com/dlock-raft/dlock/api/dlockv1;dlockv1b\x06proto3"
 
 var (
 	file_api_dlockv1_dlock_proto_rawDescOnce sync.Once
@@ -1731,7 +2044,7 @@ func file_api_dlockv1_dlock_proto_rawDescGZIP() []byte {
 	return file_api_dlockv1_dlock_proto_rawDescData
 }
 
-var file_api_dlockv1_dlock_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_api_dlockv1_dlock_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_api_dlockv1_dlock_proto_goTypes = []any{
 	(*RequestHeader)(nil),          // 0: dlock.v1.RequestHeader
 	(*AcquireRequest)(nil),         // 1: dlock.v1.AcquireRequest
@@ -1754,11 +2067,17 @@ var file_api_dlockv1_dlock_proto_goTypes = []any{
 	(*ListKeysRequest)(nil),        // 18: dlock.v1.ListKeysRequest
 	(*KeyValue)(nil),               // 19: dlock.v1.KeyValue
 	(*ListKeysResponse)(nil),       // 20: dlock.v1.ListKeysResponse
-	(*TransferLeaderRequest)(nil),  // 21: dlock.v1.TransferLeaderRequest
-	(*TransferLeaderResponse)(nil), // 22: dlock.v1.TransferLeaderResponse
-	(*StatusRequest)(nil),          // 23: dlock.v1.StatusRequest
-	(*Member)(nil),                 // 24: dlock.v1.Member
-	(*StatusResponse)(nil),         // 25: dlock.v1.StatusResponse
+	(*AddMemberRequest)(nil),       // 21: dlock.v1.AddMemberRequest
+	(*AddMemberResponse)(nil),      // 22: dlock.v1.AddMemberResponse
+	(*RemoveMemberRequest)(nil),    // 23: dlock.v1.RemoveMemberRequest
+	(*RemoveMemberResponse)(nil),   // 24: dlock.v1.RemoveMemberResponse
+	(*SnapshotRequest)(nil),        // 25: dlock.v1.SnapshotRequest
+	(*SnapshotChunk)(nil),          // 26: dlock.v1.SnapshotChunk
+	(*TransferLeaderRequest)(nil),  // 27: dlock.v1.TransferLeaderRequest
+	(*TransferLeaderResponse)(nil), // 28: dlock.v1.TransferLeaderResponse
+	(*StatusRequest)(nil),          // 29: dlock.v1.StatusRequest
+	(*Member)(nil),                 // 30: dlock.v1.Member
+	(*StatusResponse)(nil),         // 31: dlock.v1.StatusResponse
 }
 var file_api_dlockv1_dlock_proto_depIdxs = []int32{
 	0,  // 0: dlock.v1.AcquireRequest.header:type_name -> dlock.v1.RequestHeader
@@ -1769,34 +2088,42 @@ var file_api_dlockv1_dlock_proto_depIdxs = []int32{
 	0,  // 5: dlock.v1.PutRequest.header:type_name -> dlock.v1.RequestHeader
 	0,  // 6: dlock.v1.DeleteRequest.header:type_name -> dlock.v1.RequestHeader
 	19, // 7: dlock.v1.ListKeysResponse.kvs:type_name -> dlock.v1.KeyValue
-	24, // 8: dlock.v1.StatusResponse.members:type_name -> dlock.v1.Member
-	1,  // 9: dlock.v1.Lock.Acquire:input_type -> dlock.v1.AcquireRequest
-	3,  // 10: dlock.v1.Lock.Renew:input_type -> dlock.v1.RenewRequest
-	5,  // 11: dlock.v1.Lock.Release:input_type -> dlock.v1.ReleaseRequest
-	7,  // 12: dlock.v1.Lock.Query:input_type -> dlock.v1.QueryRequest
-	9,  // 13: dlock.v1.Lock.List:input_type -> dlock.v1.ListLocksRequest
-	12, // 14: dlock.v1.KV.Put:input_type -> dlock.v1.PutRequest
-	14, // 15: dlock.v1.KV.Get:input_type -> dlock.v1.GetRequest
-	16, // 16: dlock.v1.KV.Delete:input_type -> dlock.v1.DeleteRequest
-	18, // 17: dlock.v1.KV.List:input_type -> dlock.v1.ListKeysRequest
-	23, // 18: dlock.v1.Cluster.Status:input_type -> dlock.v1.StatusRequest
-	21, // 19: dlock.v1.Cluster.TransferLeader:input_type -> dlock.v1.TransferLeaderRequest
-	2,  // 20: dlock.v1.Lock.Acquire:output_type -> dlock.v1.AcquireResponse
-	4,  // 21: dlock.v1.Lock.Renew:output_type -> dlock.v1.RenewResponse
-	6,  // 22: dlock.v1.Lock.Release:output_type -> dlock.v1.ReleaseResponse
-	8,  // 23: dlock.v1.Lock.Query:output_type -> dlock.v1.QueryResponse
-	10, // 24: dlock.v1.Lock.List:output_type -> dlock.v1.ListLocksResponse
-	13, // 25: dlock.v1.KV.Put:output_type -> dlock.v1.PutResponse
-	15, // 26: dlock.v1.KV.Get:output_type -> dlock.v1.GetResponse
-	17, // 27: dlock.v1.KV.Delete:output_type -> dlock.v1.DeleteResponse
-	20, // 28: dlock.v1.KV.List:output_type -> dlock.v1.ListKeysResponse
-	25, // 29: dlock.v1.Cluster.Status:output_type -> dlock.v1.StatusResponse
-	22, // 30: dlock.v1.Cluster.TransferLeader:output_type -> dlock.v1.TransferLeaderResponse
-	20, // [20:31] is the sub-list for method output_type
-	9,  // [9:20] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	30, // 8: dlock.v1.AddMemberResponse.members:type_name -> dlock.v1.Member
+	30, // 9: dlock.v1.RemoveMemberResponse.members:type_name -> dlock.v1.Member
+	30, // 10: dlock.v1.StatusResponse.members:type_name -> dlock.v1.Member
+	1,  // 11: dlock.v1.Lock.Acquire:input_type -> dlock.v1.AcquireRequest
+	3,  // 12: dlock.v1.Lock.Renew:input_type -> dlock.v1.RenewRequest
+	5,  // 13: dlock.v1.Lock.Release:input_type -> dlock.v1.ReleaseRequest
+	7,  // 14: dlock.v1.Lock.Query:input_type -> dlock.v1.QueryRequest
+	9,  // 15: dlock.v1.Lock.List:input_type -> dlock.v1.ListLocksRequest
+	12, // 16: dlock.v1.KV.Put:input_type -> dlock.v1.PutRequest
+	14, // 17: dlock.v1.KV.Get:input_type -> dlock.v1.GetRequest
+	16, // 18: dlock.v1.KV.Delete:input_type -> dlock.v1.DeleteRequest
+	18, // 19: dlock.v1.KV.List:input_type -> dlock.v1.ListKeysRequest
+	29, // 20: dlock.v1.Cluster.Status:input_type -> dlock.v1.StatusRequest
+	27, // 21: dlock.v1.Cluster.TransferLeader:input_type -> dlock.v1.TransferLeaderRequest
+	21, // 22: dlock.v1.Cluster.AddMember:input_type -> dlock.v1.AddMemberRequest
+	23, // 23: dlock.v1.Cluster.RemoveMember:input_type -> dlock.v1.RemoveMemberRequest
+	25, // 24: dlock.v1.Cluster.Snapshot:input_type -> dlock.v1.SnapshotRequest
+	2,  // 25: dlock.v1.Lock.Acquire:output_type -> dlock.v1.AcquireResponse
+	4,  // 26: dlock.v1.Lock.Renew:output_type -> dlock.v1.RenewResponse
+	6,  // 27: dlock.v1.Lock.Release:output_type -> dlock.v1.ReleaseResponse
+	8,  // 28: dlock.v1.Lock.Query:output_type -> dlock.v1.QueryResponse
+	10, // 29: dlock.v1.Lock.List:output_type -> dlock.v1.ListLocksResponse
+	13, // 30: dlock.v1.KV.Put:output_type -> dlock.v1.PutResponse
+	15, // 31: dlock.v1.KV.Get:output_type -> dlock.v1.GetResponse
+	17, // 32: dlock.v1.KV.Delete:output_type -> dlock.v1.DeleteResponse
+	20, // 33: dlock.v1.KV.List:output_type -> dlock.v1.ListKeysResponse
+	31, // 34: dlock.v1.Cluster.Status:output_type -> dlock.v1.StatusResponse
+	28, // 35: dlock.v1.Cluster.TransferLeader:output_type -> dlock.v1.TransferLeaderResponse
+	22, // 36: dlock.v1.Cluster.AddMember:output_type -> dlock.v1.AddMemberResponse
+	24, // 37: dlock.v1.Cluster.RemoveMember:output_type -> dlock.v1.RemoveMemberResponse
+	26, // 38: dlock.v1.Cluster.Snapshot:output_type -> dlock.v1.SnapshotChunk
+	25, // [25:39] is the sub-list for method output_type
+	11, // [11:25] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_api_dlockv1_dlock_proto_init() }
@@ -1810,7 +2137,7 @@ func file_api_dlockv1_dlock_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dlockv1_dlock_proto_rawDesc), len(file_api_dlockv1_dlock_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

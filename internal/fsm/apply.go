@@ -67,7 +67,7 @@ func (s *State) command(c *fsmpb.Command) *fsmpb.Result {
 			}
 		}
 		replay := cloneResult(r)
-		replay.Replayed, replay.Attempt, replay.Superseded = true, 0, nil
+		replay.Replayed, replay.Attempt, replay.AttemptTry, replay.Superseded = true, 0, 0, nil
 		return replay
 	}
 	if cl.forgot(c.Seq) {
@@ -76,10 +76,11 @@ func (s *State) command(c *fsmpb.Command) *fsmpb.Result {
 	}
 	r := s.exec(c)
 	if a := c.GetAcquire(); a != nil && (r.Code == fsmpb.Code_QUEUED || r.Code == fsmpb.Code_OK) {
-		r.Attempt = a.GetAttempt() // remembered for adopt; not part of the answer
+		// Remembered for adopt; not part of the answer.
+		r.Attempt, r.AttemptTry = a.GetAttempt(), a.GetTry()
 	}
 	s.remember(c.ClientId, c.Seq, r)
-	r.Attempt = 0
+	r.Attempt, r.AttemptTry = 0, 0
 	return r
 }
 

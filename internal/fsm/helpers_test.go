@@ -89,6 +89,12 @@ func as(id string, seq uint64, c *fsmpb.Command) *fsmpb.Command {
 	return c
 }
 
+// try sets an Acquire's client send number.
+func try(n uint32, c *fsmpb.Command) *fsmpb.Command {
+	c.GetAcquire().Try = n
+	return c
+}
+
 // acked is as with the client's acknowledgement mark.
 func acked(id string, seq, ackedBelow uint64, c *fsmpb.Command) *fsmpb.Command {
 	c.ClientId, c.Seq, c.AckedBelow = id, seq, ackedBelow

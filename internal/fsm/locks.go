@@ -162,8 +162,9 @@ func (s *State) withdraw(w *fsmpb.Withdraw) *fsmpb.Result {
 // request before: that call's late withdrawal is then ignored, and the
 // retry's own withdrawal (its wait ended, its client gave up) removes the
 // request's claim, so a request answered WAIT_TIMEOUT leaves nothing
-// behind. A late repeat of a replaced call (a node retrying its forward)
-// claims nothing. Other answers (LOCKED, errors) queued nothing and claim nothing;
+// behind. A late repeat of a replaced call (a node retrying its forward),
+// or an earlier client send (a lower RequestHeader.try) applied after a
+// later one, claims nothing. Other answers (LOCKED, errors) queued nothing and claim nothing;
 // a hold without claims is never claimed.
 //
 // It returns the remembered answer to keep from now on (a new one: the old
@@ -176,6 +177,14 @@ func (s *State) adopt(a *fsmpb.Acquire, answer *fsmpb.Result) *fsmpb.Result {
 	if hasClaim(answer.GetSuperseded(), a.GetAttempt()) {
 		return nil // a late repeat of a call a retry has replaced
 	}
+	if a.GetTry() != 0 && a.GetTry() < answer.GetAttemptTry() {
+		// An earlier send of the request, arriving after the client's retry
+		// was applied: its call is one the client gave up on, and must not
+		// take the claim back from the call the client listens to.
+		kept := cloneResult(answer)
+		kept.Superseded = addClaim(answer.GetSuperseded(), a.GetAttempt()) // a new slice
+		return kept
+	}
 	var kept *fsmpb.Result
 	takeOver := func(claims []uint64) []uint64 {
 		kept = cloneResult(answer)
@@ -183,7 +192,7 @@ func (s *State) adopt(a *fsmpb.Acquire, answer *fsmpb.Result) *fsmpb.Result {
 			claims = dropClaim(claims, prev)
 			kept.Superseded = addClaim(answer.GetSuperseded(), prev) // a new slice
 		}
-		kept.Attempt = a.GetAttempt()
+		kept.Attempt, kept.AttemptTry = a.GetAttempt(), a.GetTry()
 		return addClaim(claims, a.GetAttempt())
 	}
 	owned := l.held && l.hold.owner == a.GetOwner() && len(l.hold.claims) > 0

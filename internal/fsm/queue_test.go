@@ -255,6 +255,37 @@ var attemptRows = []row{
 		want: want{res: "OK", lock: "a token=1 nonce=1 ttl=10 at=100 exp=110", client: "c@100:1=QUEUED"},
 	},
 	{
+		// Found by the nemesis (in-process seed 35705): the client's first
+		// send reached the cluster only after its retry was applied.
+		name: "an earlier send applied after the retry claims nothing",
+		give: []step{
+			at(100, acq("L", "a", 10, 0), as("c", 1, try(2, acqBy("L", "b", 10, 50, 2)))),
+			at(101, as("c", 1, try(1, acqBy("L", "b", 10, 50, 1)))),
+			at(101, withdrawBy("L", "b", 1)),
+		},
+		want: want{res: "IGNORED", lock: "a token=1 nonce=1 ttl=10 at=100 exp=110 q=b(ttl=10,dl=150)", client: "c@100:1=QUEUED", same: true},
+	},
+	{
+		name: "a retry's wait ends: its withdrawal leaves nothing an earlier late send could keep",
+		give: []step{
+			at(100, acq("L", "a", 10, 0), as("c", 1, try(2, acqBy("L", "b", 10, 50, 2)))),
+			at(101, as("c", 1, try(1, acqBy("L", "b", 10, 50, 1)))),
+			at(102, withdrawBy("L", "b", 2)),
+			at(103, rel("L", "a", 0)),
+		},
+		want: want{res: "OK token=1", events: "released L a token=1 nonce=1 ttl=10 acq=100",
+			lock: "free nonce=1 released=103", client: "c@100:1=QUEUED"},
+	},
+	{
+		name: "a later send takes the claim over from an earlier one",
+		give: []step{
+			at(100, acq("L", "a", 10, 0), as("c", 1, try(1, acqBy("L", "b", 10, 50, 1)))),
+			at(101, as("c", 1, try(2, acqBy("L", "b", 10, 50, 2)))),
+			at(102, withdrawBy("L", "b", 2)),
+		},
+		want: want{res: "OK", lock: "a token=1 nonce=1 ttl=10 at=100 exp=110", client: "c@100:1=QUEUED"},
+	},
+	{
 		name: "a retried acquire claims the hold granted from its wait",
 		give: []step{
 			at(100, acq("L", "a", 10, 0), as("c", 1, acqBy("L", "b", 10, 50, 1))),

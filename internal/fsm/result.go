@@ -50,6 +50,7 @@ func cloneResult(r *fsmpb.Result) *fsmpb.Result {
 		Replayed:          r.Replayed,
 		Attempt:           r.Attempt,
 		Superseded:        r.Superseded,
+		AttemptTry:        r.AttemptTry,
 	}
 }
 

@@ -54,7 +54,7 @@ func (s lockService) Acquire(ctx context.Context, req *dlockv1.AcquireRequest) (
 	}()
 	cmd := withHeader(req.Header, &fsmpb.Command{Op: &fsmpb.Command_Acquire{Acquire: &fsmpb.Acquire{
 		Name: req.Name, Owner: req.Owner, TtlNanos: int64(ms(req.TtlMs)), WaitNanos: int64(ms(req.WaitMs)),
-		Attempt: attempt,
+		Attempt: attempt, Try: req.GetHeader().GetTry(),
 	}}})
 	res, idx, err := s.propose1(ctx, cmd)
 	if err != nil {

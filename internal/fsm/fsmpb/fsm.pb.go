@@ -389,7 +389,11 @@ type Acquire struct {
 	// every call waiting for it; a Withdraw removes one claim, and only the
 	// last one leaves the queue or releases the hold. 0: a call that never
 	// withdraws (it claims nothing).
-	Attempt       uint64 `protobuf:"varint,5,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Attempt uint64 `protobuf:"varint,5,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// try is the client's send number of the request this command carries
+	// (RequestHeader.try): a retry of a queued request with a lower try than
+	// the one that claims the wait is late, and claims nothing. 0: unknown.
+	Try           uint32 `protobuf:"varint,6,opt,name=try,proto3" json:"try,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -455,6 +459,13 @@ func (x *Acquire) GetWaitNanos() int64 {
 func (x *Acquire) GetAttempt() uint64 {
 	if x != nil {
 		return x.Attempt
+	}
+	return 0
+}
+
+func (x *Acquire) GetTry() uint32 {
+	if x != nil {
+		return x.Try
 	}
 	return 0
 }
@@ -874,7 +885,9 @@ type Result struct {
 	Attempt uint64 `protobuf:"varint,12,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	// superseded (remembered, never answered) are the calls that carried this
 	// request before attempt: a late repeat of one claims nothing.
-	Superseded    []uint64 `protobuf:"varint,13,rep,packed,name=superseded,proto3" json:"superseded,omitempty"`
+	Superseded []uint64 `protobuf:"varint,13,rep,packed,name=superseded,proto3" json:"superseded,omitempty"`
+	// attempt_try (remembered, never answered) is attempt's client try.
+	AttemptTry    uint32 `protobuf:"varint,14,opt,name=attempt_try,json=attemptTry,proto3" json:"attempt_try,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -998,6 +1011,13 @@ func (x *Result) GetSuperseded() []uint64 {
 		return x.Superseded
 	}
 	return nil
+}
+
+func (x *Result) GetAttemptTry() uint32 {
+	if x != nil {
+		return x.AttemptTry
+	}
+	return 0
 }
 
 // Snapshot records are written as a stream of length-delimited SnapshotRecord.
@@ -1667,14 +1687,15 @@ const file_internal_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\fleader_start\x18\x0f \x01(\v2\x19.dlock.fsm.v1.LeaderStartH\x00R\vleaderStart\x12%\n" +
 	"\x03put\x18\x10 \x01(\v2\x11.dlock.fsm.v1.PutH\x00R\x03put\x12.\n" +
 	"\x06delete\x18\x11 \x01(\v2\x14.dlock.fsm.v1.DeleteH\x00R\x06deleteB\x04\n" +
-	"\x02op\"\x89\x01\n" +
+	"\x02op\"\x9b\x01\n" +
 	"\aAcquire\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x1b\n" +
 	"\tttl_nanos\x18\x03 \x01(\x03R\bttlNanos\x12\x1d\n" +
 	"\n" +
 	"wait_nanos\x18\x04 \x01(\x03R\twaitNanos\x12\x18\n" +
-	"\aattempt\x18\x05 \x01(\x04R\aattempt\"d\n" +
+	"\aattempt\x18\x05 \x01(\x04R\aattempt\x12\x10\n" +
+	"\x03try\x18\x06 \x01(\rR\x03try\"d\n" +
 	"\x05Renew\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x14\n" +
@@ -1697,7 +1718,7 @@ const file_internal_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"\x1a\n" +
 	"\x06Delete\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\"\x8a\x03\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\"\xab\x03\n" +
 	"\x06Result\x12&\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x12.dlock.fsm.v1.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
@@ -1715,7 +1736,9 @@ const file_internal_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\aattempt\x18\f \x01(\x04R\aattempt\x12\x1e\n" +
 	"\n" +
 	"superseded\x18\r \x03(\x04R\n" +
-	"superseded\"\xdf\x01\n" +
+	"superseded\x12\x1f\n" +
+	"\vattempt_try\x18\x0e \x01(\rR\n" +
+	"attemptTry\"\xdf\x01\n" +
 	"\x0eSnapshotRecord\x126\n" +
 	"\x06header\x18\x01 \x01(\v2\x1c.dlock.fsm.v1.SnapshotHeaderH\x00R\x06header\x12.\n" +
 	"\x04lock\x18\x02 \x01(\v2\x18.dlock.fsm.v1.LockRecordH\x00R\x04lock\x12(\n" +
