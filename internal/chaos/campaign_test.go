@@ -31,6 +31,10 @@ var regressions = []Run{
 	// A retried acquire answered WAIT_TIMEOUT while its first attempt's
 	// claim kept the owner queued; the lock was granted to it later.
 	{Mode: Processes, Seed: 56305, Kinds: nemesis.AllKinds, Nodes: 3, Duration: time.Minute},
+	// An acquire's first send, applied after its retry, took the claim back
+	// from the retry; the retry answered WAIT_TIMEOUT and the owner was
+	// granted the lock later.
+	{Mode: InProcess, Seed: 35705, Kinds: nemesis.AllKinds, Nodes: 3, Duration: time.Minute},
 }
 
 // TestCampaign runs nemesis campaigns and fails on any violation. Without
