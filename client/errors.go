@@ -34,6 +34,9 @@ var (
 	// ErrLimit: a size or count limit of the cluster refused the request (name, key or value too large,
 	// too many waiters or holds). Nothing was changed.
 	ErrLimit = errors.New("dlock: limit exceeded")
+	// ErrDiskFull: the leader's disk is (nearly) full and it refused the write. Nothing was written; the
+	// write may succeed once space is freed or leadership moves to a node with room.
+	ErrDiskFull = errors.New("dlock: disk full")
 	// ErrInvalid: the request is malformed (empty name or owner, TTL below 1ms, negative wait), either
 	// found by this package before sending or refused by the cluster. Nothing was changed.
 	ErrInvalid = errors.New("dlock: invalid request")
@@ -66,6 +69,7 @@ var reasonErrors = map[string]error{
 	dlockv1.ReasonStaleRequest:  ErrStaleRequest,
 	dlockv1.ReasonNoLeader:      ErrUnavailable,
 	dlockv1.ReasonShuttingDown:  ErrUnavailable,
+	dlockv1.ReasonDiskFull:      ErrDiskFull,
 }
 
 // statusError is an error the server (or gRPC) returned, mapped to a sentinel. It keeps the status so

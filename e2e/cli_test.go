@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,20 +17,7 @@ func TestCLIAgainstACluster(t *testing.T) {
 	c := testcluster.Start(t, 3)
 	c.WaitLeader(30 * time.Second)
 	eps := strings.Join(c.Endpoints(), ",")
-	run := func(args ...string) (string, int) {
-		t.Helper()
-		cmd := exec.Command(testcluster.Binary(t), append(args, "--endpoints", eps)...)
-		out, err := cmd.CombinedOutput()
-		var exit *exec.ExitError
-		switch {
-		case err == nil:
-			return string(out), 0
-		case errors.As(err, &exit):
-			return string(out), exit.ExitCode()
-		}
-		t.Fatalf("dlock %v: %v", args, err)
-		return "", -1
-	}
+	run := dlockAgainst(t, eps)
 	steps := []struct {
 		args     []string
 		wantCode int

@@ -37,4 +37,25 @@ const (
 	ReasonNoLeader = "NO_LEADER"
 	// ReasonShuttingDown (Unavailable): the node is stopping; retry elsewhere.
 	ReasonShuttingDown = "SHUTTING_DOWN"
+	// ReasonDiskFull (ResourceExhausted): the leader refused a write because
+	// its disk is (nearly) full. Nothing was written; retry once space is
+	// freed or leadership has moved to a node with room.
+	ReasonDiskFull = "DISK_FULL"
+)
+
+// Reasons of a membership change (Cluster.AddMember, Cluster.RemoveMember).
+const (
+	// ReasonChangeInProgress (FailedPrecondition): the leader is running
+	// another membership change. Nothing changed; retry once it has ended.
+	ReasonChangeInProgress = "CHANGE_IN_PROGRESS"
+	// ReasonLastVoter (FailedPrecondition): the removal would leave the
+	// cluster without a voter. Nothing changed.
+	ReasonLastVoter = "LAST_VOTER"
+	// ReasonMemberUnreachable (FailedPrecondition): the node to add did not
+	// answer at its peer address. Nothing changed.
+	ReasonMemberUnreachable = "MEMBER_UNREACHABLE"
+	// ReasonNotCaughtUp (DeadlineExceeded): the node was added as a
+	// non-voter but had not caught up by the deadline; it stays a
+	// non-voter, and adding it again promotes it.
+	ReasonNotCaughtUp = "NOT_CAUGHT_UP"
 )

@@ -25,6 +25,7 @@ const drainTimeout = 3 * time.Second
 
 func serveCommand() *cobra.Command {
 	var configPath, logFormat string
+	var join bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run one dlock node",
@@ -33,7 +34,13 @@ without it, it starts a single node: Raft on 127.0.0.1:14005, clients on
 127.0.0.1:24005, data in ./dlock-data. SIGINT or SIGTERM stop it gracefully:
 calls in flight finish (for up to 3 s), acquires waiting in a queue are handed
 back to their clients to continue on another node, and a leader hands over
-leadership first.`,
+leadership first.
+
+With --join (or id.join: true in the config) a node that has no data yet
+waits to be added to a running cluster, whose members its config names,
+instead of bootstrapping a cluster of its own: start it, then run
+'dlock cluster member add' against the cluster. A node removed from its
+cluster ('dlock cluster member remove') stops by itself.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := config.Default()
@@ -43,6 +50,12 @@ leadership first.`,
 					return err
 				}
 			}
+			if join {
+				cfg.ID.Join = true
+				if err := cfg.Validate(); err != nil {
+					return fmt.Errorf("--join: %w", err)
+				}
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return serve(ctx, cfg, logFormat)
@@ -50,6 +63,7 @@ leadership first.`,
 	}
 	cmd.Flags().StringVarP(&configPath, "config", "c", "", "config file (seed-compatible YAML); default: a single local node")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	cmd.Flags().BoolVar(&join, "join", false, "with no data yet, wait to be added to a running cluster instead of bootstrapping one (id.join)")
 	return cmd
 }
 
@@ -83,6 +97,8 @@ func serve(ctx context.Context, cfg *config.Config, logFormat string) error {
 	case <-ctx.Done():
 	case err = <-served:
 		logger.Error("client server stopped", "err", err)
+	case <-n.Removed():
+		logger.Warn("removed from the cluster; stopping")
 	}
 	logger.Info("stopping")
 	drain, cancel := context.WithTimeout(context.Background(), drainTimeout)

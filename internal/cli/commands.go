@@ -28,7 +28,7 @@ const (
 // flags --endpoints, -o/--output and --timeout. Flag and argument errors of these commands are marked
 // as usage errors (see ExitCode).
 func AddClientCommands(root *cobra.Command) {
-	root.AddCommand(lockCommand(), kvCommand(), clusterCommand())
+	root.AddCommand(lockCommand(), kvCommand(), clusterCommand(), snapshotCommand())
 }
 
 // common are the persistent flags of a command group.
@@ -379,6 +379,7 @@ func clusterCommand() *cobra.Command {
 	}
 	transfer.Flags().Uint32Var(&to, "to", 0, "id of the voter to hand leadership to (0: the most up-to-date follower)")
 	cmd.AddCommand(transfer)
+	addMemberCommands(cmd, f)
 	return cmd
 }
 

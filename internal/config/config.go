@@ -23,6 +23,12 @@ type IDConfig struct {
 	// voters only get slower without surviving more failures than operators plan for. Seed key.
 	// Default empty (a single-node cluster).
 	PeerIDs []uint32 `yaml:"peer_id"`
+	// Join makes a node with no Raft state wait to be added to a running cluster (dlock cluster member
+	// add) instead of bootstrapping a cluster of its own from the members above, which then only tell it
+	// where its peers are. It matters only at a node's first start: once the node has Raft state, the
+	// cluster's replicated configuration decides its members. Requires at least one peer. Optional;
+	// default false (a new node bootstraps a cluster of PeerIDs and itself, as in the seed).
+	Join bool `yaml:"join,omitempty"`
 }
 
 // NetworkConfig holds the two planes each node serves: the Raft peer plane and the client gRPC plane.

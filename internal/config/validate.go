@@ -62,6 +62,9 @@ func (c *Config) validateIDs(p *problems) {
 		}
 		seen[id] = key
 	}
+	if c.ID.Join && len(c.ID.PeerIDs) == 0 {
+		p.add("id.join", "true, but id.peer_id is empty; a joining node names the members of the cluster it joins")
+	}
 }
 
 func (c *Config) validateNetwork(p *problems) {
@@ -110,6 +113,22 @@ func checkAddress(p *problems, key, addr string, needHost bool) {
 	if needHost && host == "" {
 		p.add(key, "%q has no host; other nodes must be able to dial it", addr)
 	}
+}
+
+// CheckDialAddress returns a *KeyError naming key if addr is not an address other nodes and clients can
+// dial: host:port with a host that is not empty, 0.0.0.0 or ::, and a numeric port 1..65535. It checks
+// addresses that arrive at run time, such as those of a member being added, as Validate checks a file's.
+func CheckDialAddress(key, addr string) error {
+	var p problems
+	checkAddress(&p, key, addr, true)
+	if len(p) == 0 {
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+				p.add(key, "%q means every interface, which nobody can dial; give a host they can reach", addr)
+			}
+		}
+	}
+	return errors.Join(p...)
 }
 
 // checkAdvertise rejects an advertise address no other node could dial.

@@ -53,7 +53,7 @@ type Node struct {
 	clock  func() time.Time
 	wall   func() time.Time
 	timing config.RaftTiming
-	book   addressBook
+	book   *addressBook
 
 	raft      *raft.Raft
 	replica   *replica
@@ -66,8 +66,15 @@ type Node struct {
 	lead      leaderState
 	proposals chan *proposal
 	stop      chan struct{}
+	// changing is held by the membership change this leader runs; another
+	// fails with ErrChangeInProgress rather than wait.
+	changing sync.Mutex
+	// removed is closed once this node learns the cluster removed it.
+	removed     chan struct{}
+	removedOnce sync.Once
 	// workers counts the goroutines that wait on Raft futures (batcher,
-	// responder, leadership watcher, leader duties). Close drains them
+	// responder, leadership watcher, leader duties) or use the peer
+	// clients (membership watcher). Close drains them
 	// while Raft still runs, because Raft's Shutdown leaves some futures
 	// unanswered (hashicorp/raft#498).
 	workers sync.WaitGroup
@@ -78,12 +85,18 @@ type Node struct {
 }
 
 // New opens (or creates) the node's data, starts Raft and the peer plane,
-// and bootstraps the cluster from the configuration's members if this node
-// has no Raft state yet. It returns once the node runs; the cluster may not
-// have a leader yet (see Ready).
+// and, if this node has no Raft state yet, bootstraps the cluster from the
+// configuration's members, or, with id.join, waits to be added to a running
+// cluster (see AddMember). It returns once the node runs; the cluster may
+// not have a leader yet (see Ready). A node whose Raft state shows it was
+// removed from its cluster fails with ErrRemoved.
 func New(opts Options) (*Node, error) {
 	n, err := newNode(opts)
 	if err != nil {
+		return nil, err
+	}
+	if err := n.checkNotRemoved(); err != nil {
+		n.Close()
 		return nil, err
 	}
 	n.start()
@@ -100,9 +113,10 @@ func newNode(opts Options) (*Node, error) {
 		clock:     opts.Clock,
 		wall:      opts.WallClock,
 		timing:    opts.Config.RaftTiming(),
-		book:      newAddressBook(opts.Config.Members()),
+		book:      newAddressBook(opts.Config.ID.SelfID, opts.Config.Members()),
 		proposals: make(chan *proposal, proposalQueueMax),
 		stop:      make(chan struct{}),
+		removed:   make(chan struct{}),
 	}
 	if n.log == nil {
 		n.log = slog.Default()
@@ -140,11 +154,17 @@ func (n *Node) openRaft(logOut io.Writer) error {
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o750); err != nil {
 		return fmt.Errorf("dlock: create log dir %q: %w", filepath.Dir(logPath), err)
 	}
+	if err := checkStorage(n.cfg); err != nil {
+		return err
+	}
 	store, err := raftboltdb.New(raftboltdb.Options{Path: logPath})
 	if err != nil {
 		return fmt.Errorf("dlock: open raft log %q: %w", logPath, err)
 	}
 	n.store = store
+	if err := n.loadClientAddress(); err != nil {
+		return err
+	}
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: logOut, Level: hclogLevel(n.cfg.SlogLevel())})
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dataDir, snapshotsRetained, hlog)
 	if err != nil {
@@ -176,6 +196,7 @@ func (n *Node) openRaft(logOut io.Writer) error {
 		return fmt.Errorf("dlock: start raft: %w", err)
 	}
 	n.raft = r
+	n.book.raft.Store(r)
 	return nil
 }
 
@@ -197,6 +218,10 @@ func (n *Node) raftConfig(hlog hclog.Logger) *raft.Config {
 	rc.SnapshotThreshold = n.timing.SnapshotThreshold
 	rc.TrailingLogs = n.timing.TrailingLogs
 	rc.BatchApplyCh = true
+	// A leader that commits its own removal (RemoveMember hands leadership
+	// over first, so only in a race) steps down instead of shutting Raft
+	// down under the node's feet; watchMembers then notices the removal.
+	rc.ShutdownOnRemove = false
 	rc.Logger = hlog
 	return rc
 }
@@ -207,6 +232,11 @@ func (n *Node) bootstrapIfNew(rc *raft.Config, logs raft.LogStore, snaps raft.Sn
 		return fmt.Errorf("dlock: read raft state: %w", err)
 	}
 	if has {
+		return nil
+	}
+	if n.cfg.ID.Join {
+		n.log.Info("waiting to be added to a running cluster (id.join); run dlock cluster member add on one of its nodes",
+			"id", n.cfg.ID.SelfID, "peer_address", n.book.self(n.cfg.ID.SelfID))
 		return nil
 	}
 	var servers []raft.Server
@@ -234,9 +264,10 @@ func (n *Node) start() {
 		defer n.wg.Done()
 		_ = n.peerSrv.Serve(n.mux.peer)
 	}()
-	n.workers.Add(2)
+	n.workers.Add(3)
 	go n.runBatcher()
 	go n.watchLeadership()
+	go n.watchMembers()
 }
 
 // Close stops the node at once: it takes no new proposals, and callers

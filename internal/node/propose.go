@@ -114,7 +114,7 @@ func (n *Node) proposeOnce(ctx context.Context, cmds []*fsmpb.Command) ([]*fsmpb
 	}
 	resp, err := c.Propose(ctx, &peerpb.ProposeRequest{Commands: cmds})
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, fromPeer(err)
 	}
 	if len(resp.Results) != len(cmds) {
 		return nil, 0, fmt.Errorf("dlock: leader at %s answered %d results for %d commands", addr, len(resp.Results), len(cmds))
@@ -264,9 +264,14 @@ func (n *Node) submit(batch []*proposal) (raft.ApplyFuture, bool) {
 	stamped, ready, base, start := n.lead.snapshot()
 	entry := &fsmpb.Entry{NowNanos: base + int64(n.clock().Sub(start)), WallUnixNanos: n.wall().UnixNano()}
 	kept := batch[:0]
+	full := n.diskFull()
 	for _, p := range batch {
 		if !stamped || (!ready && !p.internal) {
 			p.done <- proposalResult{err: errNotLeader}
+			continue
+		}
+		if full != nil && !p.mayUseReserve() {
+			p.done <- proposalResult{err: full}
 			continue
 		}
 		kept = append(kept, p)

@@ -33,12 +33,30 @@ func (n *Node) Read(ctx context.Context, stale bool, fn func(s *fsm.State)) erro
 	return nil
 }
 
-// WaitApplied blocks until this node has applied index or ctx ends.
+// WaitApplied blocks until this node has applied index or ctx ends. On a
+// node removed from the cluster, which receives no more entries, it fails
+// with ErrRemoved instead, so that its callers move to another node.
 func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
-	if n.replica.waitApplied(index, ctx.Done()) {
+	if n.replica.appliedIndex() >= index {
 		return nil
 	}
-	return fmt.Errorf("dlock: wait for index %d (applied %d): %w", index, n.replica.appliedIndex(), ctx.Err())
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-n.removed:
+			cancel(ErrRemoved)
+		case <-wctx.Done():
+		}
+	}()
+	if n.replica.waitApplied(index, wctx.Done()) {
+		return nil
+	}
+	why := ctx.Err()
+	if why == nil {
+		why = context.Cause(wctx) // ErrRemoved
+	}
+	return fmt.Errorf("dlock: wait for index %d (applied %d): %w", index, n.replica.appliedIndex(), why)
 }
 
 // ReadIndex returns an index that covers every write acknowledged by the
@@ -133,17 +151,7 @@ func (n *Node) Status() (Status, error) {
 		AppliedIndex: n.replica.appliedIndex(),
 		Ready:        n.Ready(),
 	}
-	f := n.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return st, fmt.Errorf("dlock: read raft configuration: %w", err)
-	}
-	for _, s := range f.Configuration().Servers {
-		m := Member{ID: parseID(s.ID), PeerAddress: string(s.Address), Voter: s.Suffrage == raft.Voter, Leader: s.ID == leaderID}
-		if c, ok := n.book.member(s.ID); ok {
-			m.PeerAddress, m.ClientAddress = c.PeerAddress, c.ClientAddress
-		}
-		st.Members = append(st.Members, m)
-	}
+	st.Members = n.members(leaderID)
 	return st, nil
 }
 
@@ -172,7 +180,7 @@ func (p *peerService) Propose(ctx context.Context, req *peerpb.ProposeRequest) (
 		if retryable(err) {
 			return nil, status.Error(codes.Unavailable, err.Error())
 		}
-		return nil, status.FromContextError(err).Err()
+		return nil, peerError(err)
 	}
 	return &peerpb.ProposeResponse{Results: res, Index: idx}, nil
 }

@@ -79,7 +79,13 @@ func (n *Node) leaderTransfer(to uint32) error {
 		if to == n.ID() {
 			return nil
 		}
-		f = n.raft.LeadershipTransferToServer(serverID(to), raft.ServerAddress(n.book.byID[serverID(to)].PeerAddress))
+		// member, not the file's byID: a voter added at run time is only in
+		// Raft's configuration.
+		m, ok := n.book.member(serverID(to))
+		if !ok {
+			return fmt.Errorf("%w: node %d is not a voter", ErrInvalidTransfer, to)
+		}
+		f = n.raft.LeadershipTransferToServer(serverID(to), raft.ServerAddress(m.PeerAddress))
 	}
 	if err := f.Error(); err != nil {
 		return fmt.Errorf("dlock: leadership transfer: %w", err)

@@ -61,6 +61,8 @@ func resultError(r *fsmpb.Result) error {
 // nodeError turns a proposal or read failure into the client's error.
 func nodeError(err error) error {
 	switch {
+	case errors.Is(err, node.ErrDiskFull):
+		return diskFullError(err)
 	case errors.Is(err, node.ErrClosed):
 		return statusError(codes.Unavailable, dlockv1.ReasonShuttingDown, err.Error())
 	case errors.Is(err, node.ErrNoLeader):
@@ -82,4 +84,11 @@ func reasonOf(err error) string {
 		}
 	}
 	return ""
+}
+
+// diskFullError is the client's error for a write that failed with
+// node.ErrDiskFull: ResourceExhausted, so that clients do not retry it
+// at once, with the leader's message naming the node and its free space.
+func diskFullError(err error) error {
+	return statusError(codes.ResourceExhausted, dlockv1.ReasonDiskFull, err.Error())
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -30,6 +31,9 @@ type Node interface {
 	ClusterNow() int64
 	Status() (node.Status, error)
 	TransferLeadership(ctx context.Context, to uint32) (uint32, error)
+	AddMember(ctx context.Context, m node.Member) ([]node.Member, error)
+	RemoveMember(ctx context.Context, id uint32) ([]node.Member, error)
+	SaveSnapshot(ctx context.Context, w io.Writer) (uint64, error)
 }
 
 // Options configure a Server.

@@ -282,6 +282,471 @@ func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
 	return file_internal_peer_peerpb_peer_proto_rawDescGZIP(), []int{5}
 }
 
+// Member is one server of the Raft configuration, with its addresses.
+type Member struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint32                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	PeerAddress   string                 `protobuf:"bytes,2,opt,name=peer_address,json=peerAddress,proto3" json:"peer_address,omitempty"`
+	ClientAddress string                 `protobuf:"bytes,3,opt,name=client_address,json=clientAddress,proto3" json:"client_address,omitempty"`
+	Voter         bool                   `protobuf:"varint,4,opt,name=voter,proto3" json:"voter,omitempty"`
+	Leader        bool                   `protobuf:"varint,5,opt,name=leader,proto3" json:"leader,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Member) Reset() {
+	*x = Member{}
+	mi := &file_internal_peer_peerpb_peer_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Member) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Member) ProtoMessage() {}
+
+func (x *Member) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_peer_peerpb_peer_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Member.ProtoReflect.Descriptor instead.
+func (*Member) Descriptor() ([]byte, []int) {
+	return file_internal_peer_peerpb_peer_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Member) GetId() uint32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Member) GetPeerAddress() string {
+	if x != nil {
+		return x.PeerAddress
+	}
+	return ""
+}
+
+func (x *Member) GetClientAddress() string {
+	if x != nil {
+		return x.ClientAddress
+	}
+	return ""
+}
+
+func (x *Member) GetVoter() bool {
+	if x != nil {
+		return x.Voter
+	}
+	return false
+}
+
+func (x *Member) GetLeader() bool {
+	if x != nil {
+		return x.Leader
+	}
+	return false
+}
+
+type AddMemberRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// member names the node to add; voter false keeps it a non-voter.
+	Member        *Member `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddMemberRequest) Reset() {
+	*x = AddMemberRequest{}
+	mi := &file_internal_peer_peerpb_peer_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddMemberRequest) ProtoMessage() {}
+
+func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_peer_peerpb_peer_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
+func (*AddMemberRequest) Descriptor() ([]byte, []int) {
+	return file_internal_peer_peerpb_peer_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *AddMemberRequest) GetMember() *Member {
+	if x != nil {
+		return x.Member
+	}
+	return nil
+}
+
+type RemoveMemberRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint32                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveMemberRequest) Reset() {
+	*x = RemoveMemberRequest{}
+	mi := &file_internal_peer_peerpb_peer_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveMemberRequest) ProtoMessage() {}
+
+func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_peer_peerpb_peer_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
+func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
+	return file_internal_peer_peerpb_peer_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RemoveMemberRequest) GetId() uint32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+type MembersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// members are the leader's view after the change.
+	Members       []*Member `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MembersResponse) Reset() {
+	*x = MembersResponse{}
+	mi := &file_internal_peer_peerpb_peer_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MembersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MembersResponse) ProtoMessage() {}
+
+func (x *MembersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_peer_peerpb_peer_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MembersResponse.ProtoReflect.Descriptor instead.
+func (*MembersResponse) Descriptor() ([]byte, []int) {
+	return file_internal_peer_peerpb_peer_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *MembersResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+type DescribeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeRequest) Reset() {
+	*x = DescribeRequest{}
+	mi := &file_internal_peer_peerpb_peer_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeRequest) ProtoMessage() {}
+
+func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_peer_peerpb_peer_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeRequest.ProtoReflect.Descriptor instead.
+func (*DescribeRequest) Descriptor() ([]byte, []int) {
+	return file_internal_peer_peerpb_peer_proto_rawDescGZIP(), []int{10}
+}
+
+type DescribeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the answering node's server id.
+	Id uint32 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// client_address is where clients reach it: the address it was added
+	// with, else its network.self_cli_address.
+	ClientAddress string `protobuf:"bytes,2,opt,name=client_address,json=clientAddress,proto3" json:"client_address,omitempty"`
+	// last_index is the last entry in its Raft log.
+	LastIndex uint64 `protobuf:"varint,3,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+	// applied_index is the last entry its state machine applied.
+	AppliedIndex uint64 `protobuf:"varint,4,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// configured is true once it has a Raft configuration: it belongs to a
+	// cluster (or is being added to one).
+	Configured    bool `protobuf:"varint,5,opt,name=configured,proto3" json:"configured,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeResponse) Reset() {
+	*x = DescribeResponse{}
+	mi := &file_internal_peer_peerpb_peer_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeResponse) ProtoMessage() {}
+
+func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_peer_peerpb_peer_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeResponse.ProtoReflect.Descriptor instead.
+func (*DescribeResponse) Descriptor() ([]byte, []int) {
+	return file_internal_peer_peerpb_peer_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *DescribeResponse) GetId() uint32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *DescribeResponse) GetClientAddress() string {
+	if x != nil {
+		return x.ClientAddress
+	}
+	return ""
+}
+
+func (x *DescribeResponse) GetLastIndex() uint64 {
+	if x != nil {
+		return x.LastIndex
+	}
+	return 0
+}
+
+func (x *DescribeResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *DescribeResponse) GetConfigured() bool {
+	if x != nil {
+		return x.Configured
+	}
+	return false
+}
+
+type JoinRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the id the leader adds the node as; a node with another id
+	// refuses.
+	Id            uint32 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	ClientAddress string `protobuf:"bytes,2,opt,name=client_address,json=clientAddress,proto3" json:"client_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinRequest) Reset() {
+	*x = JoinRequest{}
+	mi := &file_internal_peer_peerpb_peer_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinRequest) ProtoMessage() {}
+
+func (x *JoinRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_peer_peerpb_peer_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
+func (*JoinRequest) Descriptor() ([]byte, []int) {
+	return file_internal_peer_peerpb_peer_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *JoinRequest) GetId() uint32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *JoinRequest) GetClientAddress() string {
+	if x != nil {
+		return x.ClientAddress
+	}
+	return ""
+}
+
+type RemovedRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the removed node's id; a node with another id refuses.
+	Id            uint32 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemovedRequest) Reset() {
+	*x = RemovedRequest{}
+	mi := &file_internal_peer_peerpb_peer_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemovedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemovedRequest) ProtoMessage() {}
+
+func (x *RemovedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_peer_peerpb_peer_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemovedRequest.ProtoReflect.Descriptor instead.
+func (*RemovedRequest) Descriptor() ([]byte, []int) {
+	return file_internal_peer_peerpb_peer_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RemovedRequest) GetId() uint32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+type RemovedResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemovedResponse) Reset() {
+	*x = RemovedResponse{}
+	mi := &file_internal_peer_peerpb_peer_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemovedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemovedResponse) ProtoMessage() {}
+
+func (x *RemovedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_peer_peerpb_peer_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemovedResponse.ProtoReflect.Descriptor instead.
+func (*RemovedResponse) Descriptor() ([]byte, []int) {
+	return file_internal_peer_peerpb_peer_proto_rawDescGZIP(), []int{14}
+}
+
 var File_internal_peer_peerpb_peer_proto protoreflect.FileDescriptor
 
 const file_internal_peer_peerpb_peer_proto_rawDesc = "" +
@@ -297,11 +762,44 @@ const file_internal_peer_peerpb_peer_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\"0\n" +
 	"\x19TransferLeadershipRequest\x12\x13\n" +
 	"\x05to_id\x18\x01 \x01(\rR\x04toId\"\x1c\n" +
-	"\x1aTransferLeadershipResponse2\x8b\x02\n" +
+	"\x1aTransferLeadershipResponse\"\x90\x01\n" +
+	"\x06Member\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\rR\x02id\x12!\n" +
+	"\fpeer_address\x18\x02 \x01(\tR\vpeerAddress\x12%\n" +
+	"\x0eclient_address\x18\x03 \x01(\tR\rclientAddress\x12\x14\n" +
+	"\x05voter\x18\x04 \x01(\bR\x05voter\x12\x16\n" +
+	"\x06leader\x18\x05 \x01(\bR\x06leader\"A\n" +
+	"\x10AddMemberRequest\x12-\n" +
+	"\x06member\x18\x01 \x01(\v2\x15.dlock.peer.v1.MemberR\x06member\"%\n" +
+	"\x13RemoveMemberRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\rR\x02id\"B\n" +
+	"\x0fMembersResponse\x12/\n" +
+	"\amembers\x18\x01 \x03(\v2\x15.dlock.peer.v1.MemberR\amembers\"\x11\n" +
+	"\x0fDescribeRequest\"\xad\x01\n" +
+	"\x10DescribeResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\rR\x02id\x12%\n" +
+	"\x0eclient_address\x18\x02 \x01(\tR\rclientAddress\x12\x1d\n" +
+	"\n" +
+	"last_index\x18\x03 \x01(\x04R\tlastIndex\x12#\n" +
+	"\rapplied_index\x18\x04 \x01(\x04R\fappliedIndex\x12\x1e\n" +
+	"\n" +
+	"configured\x18\x05 \x01(\bR\n" +
+	"configured\"D\n" +
+	"\vJoinRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\rR\x02id\x12%\n" +
+	"\x0eclient_address\x18\x02 \x01(\tR\rclientAddress\" \n" +
+	"\x0eRemovedRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\rR\x02id\"\x11\n" +
+	"\x0fRemovedResponse2\x89\x05\n" +
 	"\x04Peer\x12H\n" +
 	"\aPropose\x12\x1d.dlock.peer.v1.ProposeRequest\x1a\x1e.dlock.peer.v1.ProposeResponse\x12N\n" +
 	"\tReadIndex\x12\x1f.dlock.peer.v1.ReadIndexRequest\x1a .dlock.peer.v1.ReadIndexResponse\x12i\n" +
-	"\x12TransferLeadership\x12(.dlock.peer.v1.TransferLeadershipRequest\x1a).dlock.peer.v1.TransferLeadershipResponseB9Z7github.com/dlock-raft/dlock/internal/peer/peerpb;peerpbb\x06proto3"
+	"\x12TransferLeadership\x12(.dlock.peer.v1.TransferLeadershipRequest\x1a).dlock.peer.v1.TransferLeadershipResponse\x12L\n" +
+	"\tAddMember\x12\x1f.dlock.peer.v1.AddMemberRequest\x1a\x1e.dlock.peer.v1.MembersResponse\x12R\n" +
+	"\fRemoveMember\x12\".dlock.peer.v1.RemoveMemberRequest\x1a\x1e.dlock.peer.v1.MembersResponse\x12K\n" +
+	"\bDescribe\x12\x1e.dlock.peer.v1.DescribeRequest\x1a\x1f.dlock.peer.v1.DescribeResponse\x12C\n" +
+	"\x04Join\x12\x1a.dlock.peer.v1.JoinRequest\x1a\x1f.dlock.peer.v1.DescribeResponse\x12H\n" +
+	"\aRemoved\x12\x1d.dlock.peer.v1.RemovedRequest\x1a\x1e.dlock.peer.v1.RemovedResponseB9Z7github.com/dlock-raft/dlock/internal/peer/peerpb;peerpbb\x06proto3"
 
 var (
 	file_internal_peer_peerpb_peer_proto_rawDescOnce sync.Once
@@ -315,7 +813,7 @@ func file_internal_peer_peerpb_peer_proto_rawDescGZIP() []byte {
 	return file_internal_peer_peerpb_peer_proto_rawDescData
 }
 
-var file_internal_peer_peerpb_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_internal_peer_peerpb_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_internal_peer_peerpb_peer_proto_goTypes = []any{
 	(*ProposeRequest)(nil),             // 0: dlock.peer.v1.ProposeRequest
 	(*ProposeResponse)(nil),            // 1: dlock.peer.v1.ProposeResponse
@@ -323,23 +821,44 @@ var file_internal_peer_peerpb_peer_proto_goTypes = []any{
 	(*ReadIndexResponse)(nil),          // 3: dlock.peer.v1.ReadIndexResponse
 	(*TransferLeadershipRequest)(nil),  // 4: dlock.peer.v1.TransferLeadershipRequest
 	(*TransferLeadershipResponse)(nil), // 5: dlock.peer.v1.TransferLeadershipResponse
-	(*fsmpb.Command)(nil),              // 6: dlock.fsm.v1.Command
-	(*fsmpb.Result)(nil),               // 7: dlock.fsm.v1.Result
+	(*Member)(nil),                     // 6: dlock.peer.v1.Member
+	(*AddMemberRequest)(nil),           // 7: dlock.peer.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),        // 8: dlock.peer.v1.RemoveMemberRequest
+	(*MembersResponse)(nil),            // 9: dlock.peer.v1.MembersResponse
+	(*DescribeRequest)(nil),            // 10: dlock.peer.v1.DescribeRequest
+	(*DescribeResponse)(nil),           // 11: dlock.peer.v1.DescribeResponse
+	(*JoinRequest)(nil),                // 12: dlock.peer.v1.JoinRequest
+	(*RemovedRequest)(nil),             // 13: dlock.peer.v1.RemovedRequest
+	(*RemovedResponse)(nil),            // 14: dlock.peer.v1.RemovedResponse
+	(*fsmpb.Command)(nil),              // 15: dlock.fsm.v1.Command
+	(*fsmpb.Result)(nil),               // 16: dlock.fsm.v1.Result
 }
 var file_internal_peer_peerpb_peer_proto_depIdxs = []int32{
-	6, // 0: dlock.peer.v1.ProposeRequest.commands:type_name -> dlock.fsm.v1.Command
-	7, // 1: dlock.peer.v1.ProposeResponse.results:type_name -> dlock.fsm.v1.Result
-	0, // 2: dlock.peer.v1.Peer.Propose:input_type -> dlock.peer.v1.ProposeRequest
-	2, // 3: dlock.peer.v1.Peer.ReadIndex:input_type -> dlock.peer.v1.ReadIndexRequest
-	4, // 4: dlock.peer.v1.Peer.TransferLeadership:input_type -> dlock.peer.v1.TransferLeadershipRequest
-	1, // 5: dlock.peer.v1.Peer.Propose:output_type -> dlock.peer.v1.ProposeResponse
-	3, // 6: dlock.peer.v1.Peer.ReadIndex:output_type -> dlock.peer.v1.ReadIndexResponse
-	5, // 7: dlock.peer.v1.Peer.TransferLeadership:output_type -> dlock.peer.v1.TransferLeadershipResponse
-	5, // [5:8] is the sub-list for method output_type
-	2, // [2:5] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	15, // 0: dlock.peer.v1.ProposeRequest.commands:type_name -> dlock.fsm.v1.Command
+	16, // 1: dlock.peer.v1.ProposeResponse.results:type_name -> dlock.fsm.v1.Result
+	6,  // 2: dlock.peer.v1.AddMemberRequest.member:type_name -> dlock.peer.v1.Member
+	6,  // 3: dlock.peer.v1.MembersResponse.members:type_name -> dlock.peer.v1.Member
+	0,  // 4: dlock.peer.v1.Peer.Propose:input_type -> dlock.peer.v1.ProposeRequest
+	2,  // 5: dlock.peer.v1.Peer.ReadIndex:input_type -> dlock.peer.v1.ReadIndexRequest
+	4,  // 6: dlock.peer.v1.Peer.TransferLeadership:input_type -> dlock.peer.v1.TransferLeadershipRequest
+	7,  // 7: dlock.peer.v1.Peer.AddMember:input_type -> dlock.peer.v1.AddMemberRequest
+	8,  // 8: dlock.peer.v1.Peer.RemoveMember:input_type -> dlock.peer.v1.RemoveMemberRequest
+	10, // 9: dlock.peer.v1.Peer.Describe:input_type -> dlock.peer.v1.DescribeRequest
+	12, // 10: dlock.peer.v1.Peer.Join:input_type -> dlock.peer.v1.JoinRequest
+	13, // 11: dlock.peer.v1.Peer.Removed:input_type -> dlock.peer.v1.RemovedRequest
+	1,  // 12: dlock.peer.v1.Peer.Propose:output_type -> dlock.peer.v1.ProposeResponse
+	3,  // 13: dlock.peer.v1.Peer.ReadIndex:output_type -> dlock.peer.v1.ReadIndexResponse
+	5,  // 14: dlock.peer.v1.Peer.TransferLeadership:output_type -> dlock.peer.v1.TransferLeadershipResponse
+	9,  // 15: dlock.peer.v1.Peer.AddMember:output_type -> dlock.peer.v1.MembersResponse
+	9,  // 16: dlock.peer.v1.Peer.RemoveMember:output_type -> dlock.peer.v1.MembersResponse
+	11, // 17: dlock.peer.v1.Peer.Describe:output_type -> dlock.peer.v1.DescribeResponse
+	11, // 18: dlock.peer.v1.Peer.Join:output_type -> dlock.peer.v1.DescribeResponse
+	14, // 19: dlock.peer.v1.Peer.Removed:output_type -> dlock.peer.v1.RemovedResponse
+	12, // [12:20] is the sub-list for method output_type
+	4,  // [4:12] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_internal_peer_peerpb_peer_proto_init() }
@@ -353,7 +872,7 @@ func file_internal_peer_peerpb_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_peer_peerpb_peer_proto_rawDesc), len(file_internal_peer_peerpb_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

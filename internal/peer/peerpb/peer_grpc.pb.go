@@ -24,6 +24,11 @@ const (
 	Peer_Propose_FullMethodName            = "/dlock.peer.v1.Peer/Propose"
 	Peer_ReadIndex_FullMethodName          = "/dlock.peer.v1.Peer/ReadIndex"
 	Peer_TransferLeadership_FullMethodName = "/dlock.peer.v1.Peer/TransferLeadership"
+	Peer_AddMember_FullMethodName          = "/dlock.peer.v1.Peer/AddMember"
+	Peer_RemoveMember_FullMethodName       = "/dlock.peer.v1.Peer/RemoveMember"
+	Peer_Describe_FullMethodName           = "/dlock.peer.v1.Peer/Describe"
+	Peer_Join_FullMethodName               = "/dlock.peer.v1.Peer/Join"
+	Peer_Removed_FullMethodName            = "/dlock.peer.v1.Peer/Removed"
 )
 
 // PeerClient is the client API for Peer service.
@@ -39,6 +44,23 @@ type PeerClient interface {
 	// TransferLeadership asks the leader to hand leadership to another voter
 	// and answers once it has.
 	TransferLeadership(ctx context.Context, in *TransferLeadershipRequest, opts ...grpc.CallOption) (*TransferLeadershipResponse, error)
+	// AddMember asks the leader to add a node (see dlock.v1.Cluster.AddMember)
+	// and answers with the members once the change is done.
+	AddMember(ctx context.Context, in *AddMemberRequest, opts ...grpc.CallOption) (*MembersResponse, error)
+	// RemoveMember asks the leader to remove a node; the leader answers
+	// FailedPrecondition if it must hand leadership over first (it has).
+	RemoveMember(ctx context.Context, in *RemoveMemberRequest, opts ...grpc.CallOption) (*MembersResponse, error)
+	// Describe asks a node who it is: its id, the client address the cluster
+	// knows it by, and its log position. The leader polls a node it adds until
+	// it has caught up; every node asks the members its configuration file
+	// does not name for their client addresses.
+	Describe(ctx context.Context, in *DescribeRequest, opts ...grpc.CallOption) (*DescribeResponse, error)
+	// Join tells a node that the leader is about to add it, with the client
+	// address the cluster will know it by, which the node records and reports
+	// from then on.
+	Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*DescribeResponse, error)
+	// Removed tells a node that the leader has removed it from the cluster.
+	Removed(ctx context.Context, in *RemovedRequest, opts ...grpc.CallOption) (*RemovedResponse, error)
 }
 
 type peerClient struct {
@@ -79,6 +101,56 @@ func (c *peerClient) TransferLeadership(ctx context.Context, in *TransferLeaders
 	return out, nil
 }
 
+func (c *peerClient) AddMember(ctx context.Context, in *AddMemberRequest, opts ...grpc.CallOption) (*MembersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MembersResponse)
+	err := c.cc.Invoke(ctx, Peer_AddMember_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *peerClient) RemoveMember(ctx context.Context, in *RemoveMemberRequest, opts ...grpc.CallOption) (*MembersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MembersResponse)
+	err := c.cc.Invoke(ctx, Peer_RemoveMember_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *peerClient) Describe(ctx context.Context, in *DescribeRequest, opts ...grpc.CallOption) (*DescribeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeResponse)
+	err := c.cc.Invoke(ctx, Peer_Describe_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *peerClient) Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*DescribeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeResponse)
+	err := c.cc.Invoke(ctx, Peer_Join_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *peerClient) Removed(ctx context.Context, in *RemovedRequest, opts ...grpc.CallOption) (*RemovedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemovedResponse)
+	err := c.cc.Invoke(ctx, Peer_Removed_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -92,6 +164,23 @@ type PeerServer interface {
 	// TransferLeadership asks the leader to hand leadership to another voter
 	// and answers once it has.
 	TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error)
+	// AddMember asks the leader to add a node (see dlock.v1.Cluster.AddMember)
+	// and answers with the members once the change is done.
+	AddMember(context.Context, *AddMemberRequest) (*MembersResponse, error)
+	// RemoveMember asks the leader to remove a node; the leader answers
+	// FailedPrecondition if it must hand leadership over first (it has).
+	RemoveMember(context.Context, *RemoveMemberRequest) (*MembersResponse, error)
+	// Describe asks a node who it is: its id, the client address the cluster
+	// knows it by, and its log position. The leader polls a node it adds until
+	// it has caught up; every node asks the members its configuration file
+	// does not name for their client addresses.
+	Describe(context.Context, *DescribeRequest) (*DescribeResponse, error)
+	// Join tells a node that the leader is about to add it, with the client
+	// address the cluster will know it by, which the node records and reports
+	// from then on.
+	Join(context.Context, *JoinRequest) (*DescribeResponse, error)
+	// Removed tells a node that the leader has removed it from the cluster.
+	Removed(context.Context, *RemovedRequest) (*RemovedResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -110,6 +199,21 @@ func (UnimplementedPeerServer) ReadIndex(context.Context, *ReadIndexRequest) (*R
 }
 func (UnimplementedPeerServer) TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TransferLeadership not implemented")
+}
+func (UnimplementedPeerServer) AddMember(context.Context, *AddMemberRequest) (*MembersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddMember not implemented")
+}
+func (UnimplementedPeerServer) RemoveMember(context.Context, *RemoveMemberRequest) (*MembersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveMember not implemented")
+}
+func (UnimplementedPeerServer) Describe(context.Context, *DescribeRequest) (*DescribeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Describe not implemented")
+}
+func (UnimplementedPeerServer) Join(context.Context, *JoinRequest) (*DescribeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Join not implemented")
+}
+func (UnimplementedPeerServer) Removed(context.Context, *RemovedRequest) (*RemovedResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Removed not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -186,6 +290,96 @@ func _Peer_TransferLeadership_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_AddMember_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddMemberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).AddMember(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_AddMember_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).AddMember(ctx, req.(*AddMemberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Peer_RemoveMember_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveMemberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).RemoveMember(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_RemoveMember_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).RemoveMember(ctx, req.(*RemoveMemberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Peer_Describe_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Describe(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Describe_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Describe(ctx, req.(*DescribeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Peer_Join_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(JoinRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Join(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Join_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Join(ctx, req.(*JoinRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Peer_Removed_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemovedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Removed(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Removed_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Removed(ctx, req.(*RemovedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -204,6 +398,26 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "TransferLeadership",
 			Handler:    _Peer_TransferLeadership_Handler,
+		},
+		{
+			MethodName: "AddMember",
+			Handler:    _Peer_AddMember_Handler,
+		},
+		{
+			MethodName: "RemoveMember",
+			Handler:    _Peer_RemoveMember_Handler,
+		},
+		{
+			MethodName: "Describe",
+			Handler:    _Peer_Describe_Handler,
+		},
+		{
+			MethodName: "Join",
+			Handler:    _Peer_Join_Handler,
+		},
+		{
+			MethodName: "Removed",
+			Handler:    _Peer_Removed_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
