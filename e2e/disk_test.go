@@ -390,3 +390,48 @@ func copyTree(t *testing.T, src string) string {
 	}
 	return dst
 }
+
+// The advice a damaged node prints works: a follower whose Raft log is
+// damaged refuses to start; with its data moved away it starts empty,
+// rejoins, and copies the whole state, writes made while it was down
+// included, from the leader.
+func TestCorruptFollowerRejoinsWithDataMovedAway(t *testing.T) {
+	c := testcluster.Start(t, 3)
+	leader := c.WaitLeader(30 * time.Second)
+	f := leader%3 + 1
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl := newClient(t, c.Endpoints()...)
+	before, err := putAll(ctx, cl, "before", 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Stop(f)
+	during, err := putAll(ctx, cl, "during", 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	garbage("var/persistence.db")(t, c.Nodes[f-1].Dir)
+
+	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
+	defer scancel()
+	cmd := exec.CommandContext(sctx, testcluster.Binary(t), "serve", "--config", "config.yaml")
+	cmd.Dir = c.Nodes[f-1].Dir
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || sctx.Err() != nil || !strings.Contains(string(out), "corrupt data in raft log") {
+		t.Fatalf("node %d on a damaged log: %v\n%s\nwant it to refuse to start, naming the damaged log", f, err, lastLines(string(out), 12))
+	}
+
+	if err := os.Rename(c.DataDir(f), c.DataDir(f)+".damaged"); err != nil {
+		t.Fatal(err)
+	}
+	c.Restart(f)
+	c.WaitCaughtUp(f, 30*time.Second)
+	own := newClient(t, c.Nodes[f-1].ClientAddr)
+	for _, key := range append(before, during...) {
+		if v, err := own.Get(ctx, key, client.Stale()); err != nil || string(v) != key {
+			t.Errorf("node %d's own replica: get %s = %q, %v; want %q", f, key, v, err, key)
+		}
+	}
+}
