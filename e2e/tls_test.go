@@ -1,19 +1,25 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/dlock-raft/dlock/client"
 	"github.com/dlock-raft/dlock/internal/config"
+	"github.com/dlock-raft/dlock/internal/mtls"
 	"github.com/dlock-raft/dlock/internal/testcluster"
 )
 
@@ -226,4 +232,187 @@ func refusal(t *testing.T, addr string, cfg *tls.Config) error {
 	var b [1]byte
 	_, err = conn.Read(b[:])
 	return err
+}
+
+// A node whose peer certificate another CA signed cannot join the quorum:
+// the two nodes of the cluster's CA elect a leader and serve, refusing its
+// connections; once one of them stops, the remaining node and the foreign
+// one are not a majority, and writes fail.
+func TestTLSPeerOfAnotherCAIsNotPartOfTheQuorum(t *testing.T) {
+	logs := &syncBuffer{}
+	foreign := testcluster.NewPKI(t, filepath.Join(t.TempDir(), "foreign"))
+	c := testcluster.StartInProcessOpts(t, 3, testcluster.InProcessOptions{
+		TLS:    true,
+		NoWait: true,
+		Logger: slog.New(slog.NewTextHandler(logs, nil)),
+		Edit: func(cfg *config.Config) {
+			if cfg.ID.SelfID == 3 {
+				host, _, _ := net.SplitHostPort(cfg.Network.SelfAddress)
+				// Node 3 trusts both CAs; only its own certificate is foreign.
+				cfg.TLS.Peer = foreign.IssueNode(3, host)
+				cfg.TLS.Peer.CAFile = bundle(t, cfg.TLS.Peer.CAFile, cfg.TLS.Client.CAFile)
+			}
+		},
+	})
+	good := c.Endpoints()[:2]
+	cl, err := client.New(good, client.WithTLS(c.PKI.ClientTLS("app")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if _, err := cl.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatalf("Put through nodes 1 and 2: %v, want it committed by their majority", err)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("logs:\n%s", logs.String())
+		}
+	}()
+	waitFor(t, 30*time.Second, "nodes 1 and 2 to log refusing node 3's certificate", func() bool {
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "refused a peer connection") && strings.Contains(l, "certificate signed by unknown authority") &&
+				(strings.Contains(l, "node=1") || strings.Contains(l, "node=2")) {
+				return true
+			}
+		}
+		return false
+	})
+	if st, err := c.Node(2).Status(); err != nil || st.Ready || st.LeaderID != 0 {
+		t.Fatalf("node 3 status = %+v, %v; want no leader known and nothing served", st, err)
+	}
+
+	leader := c.Leader()
+	if leader < 0 || leader > 1 {
+		t.Fatalf("leader index %d, want node 1 or 2", leader)
+	}
+	c.Crash(1 - leader)
+	short, cancel2 := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel2()
+	_, err = cl.Put(short, "k2", []byte("v"))
+	if !errors.Is(err, client.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Put with node %d and the foreign node 3 left = %v, want unavailable: they are no majority", leader+1, err)
+	}
+}
+
+// syncBuffer is a log sink safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s: it did not happen", d, what)
+		}
+		<-tick.C
+	}
+}
+
+// bundle writes a file holding the PEM files' certificates, one after the other.
+func bundle(t *testing.T, files ...string) string {
+	t.Helper()
+	var b []byte
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = append(b, data...)
+	}
+	p := filepath.Join(t.TempDir(), "bundle.pem")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// dlock certs init writes a CA, node and client certificates that a
+// cluster's nodes load, prints the config to paste, refuses to overwrite
+// without --force, and writes nothing on bad input.
+func TestCertsInit(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tls")
+	args := []string{"certs", "init", "--dir", dir, "--node", "1=10.0.0.1,node1.example", "--node", "2=10.0.0.2", "--client", "alice"}
+	out, errOut, code := dlockCmd(t, "", args...)
+	if code != 0 {
+		t.Fatalf("certs init: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{"tls:\n  peer:\n", filepath.Join(dir, "node-2-key.pem"), "DLOCK_CERT=" + filepath.Join(dir, "client-alice.pem")} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("certs init printed\n%s\nwant it to contain %q", out, want)
+		}
+	}
+	// The printed node files load as a node's tls.peer and tls.client do.
+	cfg, err := config.Parse([]byte(tlsSnippet(t, out, 1)))
+	if err != nil {
+		t.Fatalf("the printed section for node 1 does not parse: %v", err)
+	}
+	if _, _, err := mtls.FromConfig(cfg.TLS, nil); err != nil {
+		t.Fatalf("node 1's files do not load: %v", err)
+	}
+	for _, name := range []string{"ca-key.pem", "node-1-key.pem", "node-2-key.pem", "client-alice-key.pem"} {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v, %v; want mode 0600", name, fi, err)
+		}
+	}
+	ca, _ := os.ReadFile(filepath.Join(dir, "ca.pem"))
+
+	for _, tt := range []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{"again without --force", args, 1, "pass --force"},
+		{"a bad node", []string{"certs", "init", "--dir", dir, "--node", "0=x", "--force"}, 2, `id "0" is not a number`},
+		{"a bad client name", []string{"certs", "init", "--dir", dir, "--client", "../x", "--force"}, 2, "not allowed"},
+		{"no --dir", []string{"certs", "init", "--client", "a"}, 2, "--dir is required"},
+		{"--if-absent with every file there", append(slices.Clone(args), "--if-absent"), 0, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, code := dlockCmd(t, "", tt.args...)
+			if code != tt.wantCode || !strings.Contains(errOut, tt.wantErr) {
+				t.Fatalf("exit %d, stderr %q; want %d and %q\n%s", code, errOut, tt.wantCode, tt.wantErr, out)
+			}
+			if now, _ := os.ReadFile(filepath.Join(dir, "ca.pem")); !bytes.Equal(now, ca) {
+				t.Fatal("ca.pem changed")
+			}
+		})
+	}
+	if _, errOut, code := dlockCmd(t, "", append(args, "--force")...); code != 0 {
+		t.Fatalf("certs init --force: exit %d: %s", code, errOut)
+	}
+	if now, _ := os.ReadFile(filepath.Join(dir, "ca.pem")); bytes.Equal(now, ca) {
+		t.Fatal("certs init --force left ca.pem as it was, want a new CA")
+	}
+}
+
+// tlsSnippet cuts node id's tls section out of certs init's output.
+func tlsSnippet(t *testing.T, out string, id int) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(out, "# Node "+strconv.Itoa(id)+":")
+	if !ok {
+		t.Fatalf("no section for node %d in\n%s", id, out)
+	}
+	_, rest, _ = strings.Cut(rest, "\n")
+	section, _, _ := strings.Cut(rest, "\n\n")
+	return section
 }

@@ -27,7 +27,17 @@ type PeerTLS interface {
 // the first-byte deadline already set on conn. A refused peer is logged,
 // except one that closed without a word (a port probe).
 func (m *mux) handshakeServer(conn net.Conn) (net.Conn, error) {
-	tconn := tls.Server(conn, m.tls.ServerConfig())
+	// A TLS connection opens with a handshake record; anything else is a
+	// plaintext peer (one whose config lacks tls.peer), refused at once.
+	var first [1]byte
+	if _, err := io.ReadFull(conn, first[:]); err != nil {
+		return nil, err
+	}
+	if first[0] != recordTypeHandshake {
+		m.log.Warn("refused a peer connection: not TLS (is tls.peer set on every node?)", "remote", conn.RemoteAddr().String())
+		return nil, errPlaintextPeer
+	}
+	tconn := tls.Server(&prefixConn{Conn: conn, prefix: first[:]}, m.tls.ServerConfig())
 	if err := tconn.Handshake(); err != nil {
 		if !errors.Is(err, io.EOF) {
 			m.log.Warn("refused a peer connection: TLS handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
@@ -68,4 +78,24 @@ func (m *mux) dialTLS(address string, timeout time.Duration, proto byte) (net.Co
 	}
 	_ = conn.SetWriteDeadline(time.Time{})
 	return conn, nil
+}
+
+// recordTypeHandshake is the first byte of a TLS client's first record.
+const recordTypeHandshake = 0x16
+
+const errPlaintextPeer = errString("plaintext connection on a TLS peer port")
+
+// prefixConn is a connection whose first bytes were already read.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(b []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(b, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
 }
