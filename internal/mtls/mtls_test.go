@@ -19,12 +19,12 @@ import (
 )
 
 type fixture struct {
-	t   *testing.T
+	t   testing.TB
 	dir string
 	ca  *pki.CA
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	ca, err := pki.NewCA("test CA", time.Now())
 	if err != nil {
 		t.Fatal(err)
