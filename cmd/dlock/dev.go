@@ -41,7 +41,9 @@ func devCommand() *cobra.Command {
 		Long: `Run a local cluster of N dlock nodes, each its own process, on 127.0.0.1:
 peer ports from 14005, client ports from 24005, data under one directory.
 It prints the client endpoints once the cluster has a leader, and stops every
-node cleanly on Ctrl-C. Data is kept between runs; --fresh starts empty.`,
+node cleanly on Ctrl-C. Data is kept between runs; --fresh starts empty.
+With --tls both planes run mutual TLS on certificates made under --dir/tls,
+and it prints the DLOCK_CACERT, DLOCK_CERT and DLOCK_KEY a client needs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.nodes < 1 || o.nodes > 9 {
