@@ -162,3 +162,69 @@ func (l *lockedBuffer) String() string {
 }
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// The CA file is read again too: a client of a new CA is refused until the
+// node's ca_file holds that CA beside the old one, then accepted, without
+// a restart (a CA rotation's first step).
+func TestCAFileFollowsTheFiles(t *testing.T) {
+	f := newFixture(t)
+	files := f.node(time.Hour)
+	src, err := Load("tls.client", files, Client, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", src.ServerConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if c.(*tls.Conn).Handshake() == nil {
+				_, _ = c.Write([]byte("y"))
+			}
+			c.Close()
+		}
+	}()
+	defer func() { ln.Close(); <-done }()
+
+	newCA, err := pki.NewCA("new CA", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := newCA.Issue(pki.Request{CommonName: "alice", NotBefore: time.Now(), Validity: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func() error {
+		t.Helper()
+		cfg := src.ClientConfig("127.0.0.1") // trusts the node's CA
+		// Present it whatever CAs the node says it accepts.
+		cfg.Certificates = nil
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &pair, nil }
+		conn, err := tls.Dial("tcp", ln.Addr().String(), cfg)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = conn.Read(make([]byte, 1))
+		return err
+	}
+	if err := call(); err == nil || !strings.Contains(err.Error(), "unknown certificate authority") {
+		t.Fatalf("client of the new CA before the CA file has it: %v, want refused as of an unknown CA", err)
+	}
+	f.write("ca.pem", append(f.ca.CertPEM(), newCA.CertPEM()...))
+	if err := call(); err != nil {
+		t.Fatalf("client of the new CA once the CA file holds both CAs: %v, want accepted", err)
+	}
+}
