@@ -230,9 +230,6 @@ func (s *Source) current() material {
 	return m
 }
 
-// Certificate returns the node's certificate as new connections present it.
-func (s *Source) Certificate() *x509.Certificate { return s.current().pair.Leaf }
-
 // ServerConfig returns the configuration for a listener of the plane: TLS
 // 1.3 only, this node's certificate, and a client certificate required and
 // verified against the CA (on the peer plane, a node certificate). Each
