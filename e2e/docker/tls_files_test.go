@@ -1,14 +1,20 @@
 package docker
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/dlock-raft/dlock/client"
 	"github.com/dlock-raft/dlock/internal/config"
 )
 
@@ -50,5 +56,57 @@ func TestComposeTLSFiles(t *testing.T) {
 		if !slices.Contains(s.Volumes, "tls:/tls:ro") || s.DependsOn["certs"].Condition != "service_completed_successfully" {
 			t.Errorf("raft_peer%d: volumes %v, depends_on %v; want tls:/tls:ro after certs completes", i, s.Volumes, s.DependsOn)
 		}
+	}
+}
+
+// `make start-tls`'s cluster, end to end: the certs service writes the certificates, the three nodes
+// start on them and elect a leader, a client with the admin certificate locks and writes through the
+// published ports, and a plaintext client is refused.
+func TestComposeTLSCluster(t *testing.T) {
+	compose := requireDocker(t)
+	image, _ := buildImage(t)
+	ports := freePorts(t, 3)
+	p := &project{t: t, compose: compose, name: "dlocke2etls" + randomHex(4),
+		file: filepath.Join(repoRoot(), "deploy", "compose", "docker-compose.tls.yml"), env: []string{
+			"DLOCK_IMAGE=" + image,
+			"DLOCK_PORT_1=" + strconv.Itoa(ports[0]),
+			"DLOCK_PORT_2=" + strconv.Itoa(ports[1]),
+			"DLOCK_PORT_3=" + strconv.Itoa(ports[2]),
+		}}
+	if err := p.up(); err != nil {
+		t.Fatalf("start the TLS compose cluster: %v", err)
+	}
+	out, err := p.run(composeTimeout, "ps", "-a", "-q", "certs")
+	if err != nil {
+		t.Fatalf("certs container: %v", err)
+	}
+	dir := t.TempDir()
+	docker(t, "cp", strings.TrimSpace(out)+":/tls/.", dir)
+	cfg, err := client.LoadTLSConfig(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "client-admin.pem"),
+		filepath.Join(dir, "client-admin-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eps := []string{addr(ports[0]), addr(ports[1]), addr(ports[2])}
+	cl, err := client.New(eps, client.WithTLS(cfg), client.WithRetryLimit(client.RetryAttemptsMax))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), leaderTimeout)
+	defer cancel()
+	if _, err := cl.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatalf("Put with the admin certificate: %v", err)
+	}
+	if _, err := cl.TryAcquire(ctx, "job", client.WithTTL(10*time.Second), client.WithoutAutoRenew()); err != nil {
+		t.Fatalf("TryAcquire with the admin certificate: %v", err)
+	}
+	plain, err := client.New(eps, client.WithRetryLimit(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if _, err := plain.Put(ctx, "k", []byte("x")); !errors.Is(err, client.ErrUnavailable) {
+		t.Fatalf("plaintext Put = %v, want ErrUnavailable", err)
 	}
 }
