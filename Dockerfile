@@ -17,6 +17,9 @@ COPY build/image/dlock /dlock
 # An empty directory from the build context, so that /data exists owned by
 # the runtime user: a named volume mounted there starts with that owner.
 COPY --chown=65532:65532 build/image/data /data
+# Likewise /tls, where deploy/compose/docker-compose.tls.yml mounts the
+# volume `dlock certs init` writes the certificates to.
+COPY --chown=65532:65532 build/image/data /tls
 
 USER 65532:65532
 WORKDIR /data

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/tls"
 	"time"
 )
 
@@ -33,6 +34,7 @@ const (
 type Option func(*options) error
 
 type options struct {
+	tls             *tls.Config // nil: plaintext; see WithTLS
 	clientID        string
 	dialTimeout     time.Duration
 	callTimeout     time.Duration

@@ -14,7 +14,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	dlockv1 "github.com/dlock-raft/dlock/api/dlockv1"
 	"github.com/dlock-raft/dlock/internal/cli"
@@ -31,6 +30,7 @@ type devOptions struct {
 	peerPort   int
 	clientPort int
 	fresh      bool
+	tls        bool
 }
 
 func devCommand() *cobra.Command {
@@ -41,7 +41,9 @@ func devCommand() *cobra.Command {
 		Long: `Run a local cluster of N dlock nodes, each its own process, on 127.0.0.1:
 peer ports from 14005, client ports from 24005, data under one directory.
 It prints the client endpoints once the cluster has a leader, and stops every
-node cleanly on Ctrl-C. Data is kept between runs; --fresh starts empty.`,
+node cleanly on Ctrl-C. Data is kept between runs; --fresh starts empty.
+With --tls both planes run mutual TLS on certificates made under --dir/tls,
+and it prints the DLOCK_CACERT, DLOCK_CERT and DLOCK_KEY a client needs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.nodes < 1 || o.nodes > 9 {
@@ -59,6 +61,7 @@ node cleanly on Ctrl-C. Data is kept between runs; --fresh starts empty.`,
 	f.IntVar(&o.peerPort, "peer-port", 14005, "first node's Raft peer port; node i uses peer-port+i-1")
 	f.IntVar(&o.clientPort, "client-port", 24005, "first node's client port; node i uses client-port+i-1")
 	f.BoolVar(&o.fresh, "fresh", false, "delete the directory's data before starting")
+	f.BoolVar(&o.tls, "tls", false, "mutual TLS on both planes, with certificates made under --dir/tls (see dlock certs init)")
 	return cmd
 }
 
@@ -66,6 +69,11 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 	if o.fresh {
 		if err := os.RemoveAll(o.dir); err != nil {
 			return fmt.Errorf("dlock: --fresh: %w", err)
+		}
+	}
+	if o.tls {
+		if err := devCerts(o); err != nil {
+			return err
 		}
 	}
 	self, err := os.Executable()
@@ -145,6 +153,9 @@ func writeDevConfig(o devOptions, i int) (string, error) {
 	base := config.Default()
 	base.Storage.LogPath = fmt.Sprintf("node%d/", i)
 	base.Storage.DataDir = fmt.Sprintf("node%d", i)
+	if o.tls {
+		devTLS(base, i)
+	}
 	text, err := base.ForMember(uint32(i), members).Render()
 	if err != nil {
 		return "", fmt.Errorf("dlock: config for node %d: %w", i, err)
@@ -180,8 +191,12 @@ func waitDevReady(ctx context.Context, o devOptions, exited chan error) (uint32,
 
 func devLeader(ctx context.Context, o devOptions) (uint32, error) {
 	var leader uint32
+	creds, err := devDialOption(o)
+	if err != nil {
+		return 0, err
+	}
 	for i := 1; i <= o.nodes; i++ {
-		st, err := statusOf(ctx, devAddr(o.host, o.clientPort+i-1))
+		st, err := statusOf(ctx, devAddr(o.host, o.clientPort+i-1), creds)
 		if err != nil {
 			return 0, err
 		}
@@ -193,8 +208,8 @@ func devLeader(ctx context.Context, o devOptions) (uint32, error) {
 	return leader, nil
 }
 
-func statusOf(ctx context.Context, addr string) (*dlockv1.StatusResponse, error) {
-	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+func statusOf(ctx context.Context, addr string, creds grpc.DialOption) (*dlockv1.StatusResponse, error) {
+	conn, err := grpc.NewClient("passthrough:///"+addr, creds)
 	if err != nil {
 		return nil, err
 	}
@@ -218,5 +233,6 @@ func printDevBanner(out io.Writer, o devOptions, leader uint32) {
 			filepath.Join(o.dir, fmt.Sprintf("node%d", i), "dlock.log"))
 	}
 	fmt.Fprintf(out, "export DLOCK_ENDPOINTS=%s\n", strings.Join(eps, ","))
+	printDevTLS(out, o)
 	fmt.Fprintln(out, "Press Ctrl-C to stop.")
 }

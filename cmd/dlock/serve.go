@@ -74,12 +74,16 @@ func serve(ctx context.Context, cfg *config.Config, logFormat string) error {
 		return err
 	}
 	defer closeLog()
+	peerTLS, clientTLS, err := loadTLS(cfg, logger)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Network.SelfCliAddress)
 	if err != nil {
 		return fmt.Errorf("dlock: listen on network.self_cli_address %q: %w", cfg.Network.SelfCliAddress, err)
 	}
 	waiters := server.NewWaiters()
-	n, err := node.New(node.Options{Config: cfg, Logger: logger, RaftLogOutput: logOut, Sink: waiters.Publish})
+	n, err := node.New(node.Options{Config: cfg, Logger: logger, RaftLogOutput: logOut, Sink: waiters.Publish, PeerTLS: peerTLS})
 	if err != nil {
 		ln.Close()
 		return err
@@ -89,6 +93,7 @@ func serve(ctx context.Context, cfg *config.Config, logFormat string) error {
 		Limits:       cfg.Limits,
 		WriteTimeout: timing.ApplyTimeout + 4*timing.ElectionTimeout,
 		Logger:       logger,
+		TLS:          clientTLS,
 	})
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

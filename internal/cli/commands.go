@@ -36,6 +36,7 @@ type common struct {
 	endpoints []string
 	output    string
 	timeout   time.Duration
+	tls       tlsFlags
 }
 
 func defaultEndpoints() []string {
@@ -71,6 +72,7 @@ func group(use, short string, f *common) *cobra.Command {
 		"comma-separated client addresses (host:port) of cluster nodes; default from $"+EnvEndpoints)
 	pf.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	pf.DurationVar(&f.timeout, "timeout", 5*time.Second, "how long to wait for the cluster's answer")
+	addTLSFlags(pf, &f.tls)
 	return cmd
 }
 
@@ -104,8 +106,12 @@ func (f *common) run(cmd *cobra.Command, extra time.Duration,
 	if len(f.endpoints) == 0 {
 		return UsageError(fmt.Errorf("--endpoints is empty"))
 	}
+	tlsOpts, err := f.tls.options()
+	if err != nil {
+		return err
+	}
 	cmd.SilenceUsage = true
-	c, err := client.New(f.endpoints, client.WithCallTimeout(f.timeout))
+	c, err := client.New(f.endpoints, append(tlsOpts, client.WithCallTimeout(f.timeout))...)
 	if err != nil {
 		return UsageError(err)
 	}

@@ -10,6 +10,7 @@ type Config struct {
 	Parameters Parameters    `yaml:"parameters"`
 	Storage    StorageConfig `yaml:"storage"`
 	Limits     Limits        `yaml:"limits"`
+	TLS        TLSConfig     `yaml:"tls,omitempty"` // see tls.go
 }
 
 // IDConfig names the cluster's members. Seed section.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -39,6 +40,9 @@ type mux struct {
 	connsMu sync.Mutex
 	conns   map[*trackedConn]struct{} // every live connection, closed with the mux
 	closed  bool
+
+	tls PeerTLS      // nil: plaintext (see mux_tls.go)
+	log *slog.Logger // for refused TLS peers
 }
 
 // trackedConn is a connection the mux closes when it closes, so that a
@@ -73,14 +77,16 @@ func (m *mux) track(conn net.Conn) (net.Conn, error) {
 	return tc, nil
 }
 
-func newMux(ln net.Listener, advertise string) *mux {
+// newMux serves the peer port on ln; with peerTLS, every connection is
+// TLS (see PeerTLS).
+func newMux(ln net.Listener, advertise string, peerTLS PeerTLS, log *slog.Logger) *mux {
 	adv, err := net.ResolveTCPAddr("tcp", advertise)
 	if err != nil {
 		// Unresolvable names (a peer's compose service name seen from
 		// elsewhere) still make a usable advertise address for Raft.
 		adv = nil
 	}
-	m := &mux{ln: ln, done: make(chan struct{}), conns: make(map[*trackedConn]struct{})}
+	m := &mux{ln: ln, done: make(chan struct{}), conns: make(map[*trackedConn]struct{}), tls: peerTLS, log: log}
 	if adv != nil {
 		m.advertise = adv
 	} else {
@@ -127,6 +133,14 @@ func (m *mux) serve() {
 func (m *mux) route(conn net.Conn) {
 	defer m.wg.Done()
 	_ = conn.SetReadDeadline(time.Now().Add(muxFirstByteTimeout))
+	if m.tls != nil {
+		tconn, err := m.handshakeServer(conn)
+		if err != nil {
+			conn.Close()
+			return
+		}
+		conn = tconn
+	}
 	var b [1]byte
 	if _, err := io.ReadFull(conn, b[:]); err != nil {
 		conn.Close()
@@ -230,6 +244,9 @@ func (s raftStream) Dial(address raft.ServerAddress, timeout time.Duration) (net
 
 // dial opens a tracked connection to a peer port for proto.
 func (m *mux) dial(address string, timeout time.Duration, proto byte) (net.Conn, error) {
+	if m.tls != nil {
+		return m.dialTLS(address, timeout, proto)
+	}
 	conn, err := dialProto("tcp", address, timeout, proto)
 	if err != nil {
 		return nil, err

@@ -44,6 +44,9 @@ type Options struct {
 	// display only: it may jump (an operator or NTP setting it) and no
 	// decision depends on it. Default time.Now; tests inject jumps.
 	WallClock func() time.Time
+	// PeerTLS, if set, makes the peer port mutual TLS (see PeerTLS).
+	// Default nil: plaintext.
+	PeerTLS PeerTLS
 }
 
 // Node is one running replica. Its methods are safe for concurrent use.
@@ -62,6 +65,7 @@ type Node struct {
 	store     *raftboltdb.BoltStore
 	peerSrv   *grpc.Server
 	peers     *peerClients
+	peerTLS   PeerTLS
 
 	lead      leaderState
 	proposals chan *proposal
@@ -117,6 +121,7 @@ func newNode(opts Options) (*Node, error) {
 		proposals: make(chan *proposal, proposalQueueMax),
 		stop:      make(chan struct{}),
 		removed:   make(chan struct{}),
+		peerTLS:   opts.PeerTLS,
 	}
 	if n.log == nil {
 		n.log = slog.Default()
@@ -174,7 +179,7 @@ func (n *Node) openRaft(logOut io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("dlock: listen on network.self_address %q: %w", n.cfg.Network.SelfAddress, err)
 	}
-	n.mux = newMux(ln, n.book.self(n.cfg.ID.SelfID))
+	n.mux = newMux(ln, n.book.self(n.cfg.ID.SelfID), n.peerTLS, n.log)
 	n.peers = newPeerClients(n.mux.dial, n.timing.TransportTimeout)
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		ServerAddressProvider: n.book,

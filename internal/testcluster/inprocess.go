@@ -26,6 +26,8 @@ type InProcess struct {
 	Configs []*config.Config
 	// Walls are the nodes' wall clocks; a test jumps them.
 	Walls []*WallClock
+	// PKI issued the nodes' certificates when InProcessOptions.TLS is set.
+	PKI *PKI
 
 	mu      sync.Mutex
 	nodes   []*node.Node // nil while crashed
@@ -44,6 +46,12 @@ type InProcessOptions struct {
 	Fabric *faultnet.Fabric
 	// Logger receives every node's log; nil discards.
 	Logger *slog.Logger
+	// TLS runs both planes with mutual TLS on certificates of a CA the
+	// cluster creates (InProcess.PKI), set before Edit runs.
+	TLS bool
+	// NoWait returns as soon as the nodes run, without waiting for a
+	// leader every node knows (for clusters that cannot have one).
+	NoWait bool
 }
 
 // StartInProcess starts n nodes with their client servers and waits for a
@@ -70,6 +78,9 @@ func StartInProcessOpts(t testing.TB, n int, opts InProcessOptions) *InProcess {
 		members[i] = config.Member{ID: uint32(i + 1), PeerAddress: freeAddr(t, host), ClientAddress: freeAddr(t, host)}
 	}
 	base := t.TempDir()
+	if opts.TLS {
+		c.PKI = NewPKI(t, base+"/tls")
+	}
 	for i := 0; i < n; i++ {
 		view, err := peerView(opts.Fabric, host, i+1, members)
 		if err != nil {
@@ -78,6 +89,9 @@ func StartInProcessOpts(t testing.TB, n int, opts InProcessOptions) *InProcess {
 		cfg := config.Default()
 		cfg.Storage.DataDir = fmt.Sprintf("%s/node%d", base, i+1)
 		cfg = cfg.ForMember(uint32(i+1), view)
+		if c.PKI != nil {
+			both(cfg, c.PKI.IssueNode(uint32(i+1), host))
+		}
 		if opts.Edit != nil {
 			opts.Edit(cfg)
 		}
@@ -96,7 +110,9 @@ func StartInProcessOpts(t testing.TB, n int, opts InProcessOptions) *InProcess {
 			t.Fatal(err)
 		}
 	}
-	c.WaitLeader(30 * time.Second)
+	if !opts.NoWait {
+		c.WaitLeader(30 * time.Second)
+	}
 	return c
 }
 
@@ -132,15 +148,21 @@ func (c *InProcess) start(i int) error {
 	if err != nil {
 		return fmt.Errorf("node %d: %w", cfg.ID.SelfID, err)
 	}
+	peerTLS, clientTLS, err := loadTLS(cfg, logger)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("node %d: %w", cfg.ID.SelfID, err)
+	}
 	waiters := server.NewWaiters()
 	n, err := node.New(node.Options{
 		Config: cfg, Logger: logger, RaftLogOutput: io.Discard, Sink: waiters.Publish, WallClock: c.Walls[i].Now,
+		PeerTLS: peerTLS,
 	})
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("start node %d: %w", cfg.ID.SelfID, err)
 	}
-	s := server.New(n, waiters, server.Options{Limits: cfg.Limits, Logger: logger})
+	s := server.New(n, waiters, server.Options{Limits: cfg.Limits, Logger: logger, TLS: clientTLS})
 	served := make(chan struct{})
 	c.mu.Lock()
 	c.nodes[i], c.servers[i], c.served[i] = n, s, served

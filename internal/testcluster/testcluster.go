@@ -5,6 +5,7 @@ package testcluster
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -18,7 +19,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	dlockv1 "github.com/dlock-raft/dlock/api/dlockv1"
 	"github.com/dlock-raft/dlock/internal/config"
@@ -75,6 +75,10 @@ type Cluster struct {
 	fabric *faultnet.Fabric
 	Dir    string
 	Nodes  []*Node
+	// PKI issued the nodes' certificates when Options.TLS is set; nil
+	// otherwise. ClientTLS is the test's own client configuration then.
+	PKI       *PKI
+	ClientTLS *tls.Config
 }
 
 // Start writes seed-style configs for n nodes and starts them. The cluster
@@ -89,6 +93,9 @@ type Options struct {
 	// Fabric, if set, carries every peer connection: node i's config names
 	// the fabric's link (i, j) as node j's peer address.
 	Fabric *faultnet.Fabric
+	// TLS runs both planes with mutual TLS, on certificates of a CA the
+	// cluster creates (Cluster.PKI).
+	TLS bool
 }
 
 // StartOpts is Start shaped by opts.
@@ -100,6 +107,13 @@ func StartOpts(t testing.TB, n int, opts Options) *Cluster {
 			ID: i, PeerAddr: freeAddr(t, c.host), ClientAddr: freeAddr(t, c.host),
 			Dir: filepath.Join(c.Dir, fmt.Sprintf("node%d", i)),
 		})
+	}
+	if opts.TLS {
+		c.PKI = NewPKI(t, filepath.Join(c.Dir, "tls"))
+		for _, nd := range c.Nodes {
+			c.PKI.IssueNode(uint32(nd.ID), c.host)
+		}
+		c.ClientTLS = c.PKI.ClientTLS(ClientName)
 	}
 	for _, nd := range c.Nodes {
 		c.writeConfig(nd)
@@ -145,6 +159,9 @@ func (c *Cluster) writeConfig(nd *Node) {
 	base.Storage.LogPath = "./"
 	base.Storage.LogLevel = "Debug"
 	base.Storage.EntryStoragePath = "./var/persistence.db"
+	if c.PKI != nil {
+		both(base, c.PKI.NodeFiles(uint32(nd.ID)))
+	}
 	text, err := base.ForMember(uint32(nd.ID), members).Render()
 	if err != nil {
 		c.t.Fatalf("config for node %d: %v", nd.ID, err)
@@ -256,7 +273,7 @@ func (c *Cluster) Log(id int) string {
 
 // Status asks node id for its view of the cluster.
 func (c *Cluster) Status(ctx context.Context, id int) (*dlockv1.StatusResponse, error) {
-	conn, err := grpc.NewClient("passthrough:///"+c.Nodes[id-1].ClientAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient("passthrough:///"+c.Nodes[id-1].ClientAddr, dialOption(c.ClientTLS))
 	if err != nil {
 		return nil, err
 	}
