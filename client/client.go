@@ -90,10 +90,10 @@ func dial(endpoint string, o options) (*grpc.ClientConn, error) {
 	bo := backoff.DefaultConfig
 	bo.BaseDelay = o.backoffMin
 	bo.MaxDelay = o.backoffMax
-	cc, err := grpc.NewClient(endpoint,
+	cc, err := grpc.NewClient(endpoint, append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: o.dialTimeout}),
-	)
+	}, o.tokenDialOptions()...)...)
 	if err != nil {
 		return nil, invalidf("endpoint %q: %v", endpoint, err)
 	}

@@ -89,6 +89,7 @@ func serve(ctx context.Context, cfg *config.Config, logFormat string) error {
 		Limits:       cfg.Limits,
 		WriteTimeout: timing.ApplyTimeout + 4*timing.ElectionTimeout,
 		Logger:       logger,
+		Auth:         cfg.Auth,
 	})
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

@@ -10,6 +10,7 @@ type Config struct {
 	Parameters Parameters    `yaml:"parameters"`
 	Storage    StorageConfig `yaml:"storage"`
 	Limits     Limits        `yaml:"limits"`
+	Auth       AuthConfig    `yaml:"auth,omitempty"`
 }
 
 // IDConfig names the cluster's members. Seed section.
