@@ -28,7 +28,7 @@ const (
 // flags --endpoints, -o/--output and --timeout. Flag and argument errors of these commands are marked
 // as usage errors (see ExitCode).
 func AddClientCommands(root *cobra.Command) {
-	root.AddCommand(lockCommand(), kvCommand(), clusterCommand(), snapshotCommand())
+	root.AddCommand(lockCommand(), kvCommand(), clusterCommand(), snapshotCommand(), aclCommand())
 }
 
 // common are the persistent flags of a command group.
@@ -36,6 +36,7 @@ type common struct {
 	endpoints []string
 	output    string
 	timeout   time.Duration
+	auth      authFlags
 }
 
 func defaultEndpoints() []string {
@@ -71,6 +72,7 @@ func group(use, short string, f *common) *cobra.Command {
 		"comma-separated client addresses (host:port) of cluster nodes; default from $"+EnvEndpoints)
 	pf.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	pf.DurationVar(&f.timeout, "timeout", 5*time.Second, "how long to wait for the cluster's answer")
+	f.auth.bind(pf)
 	return cmd
 }
 
@@ -105,7 +107,7 @@ func (f *common) run(cmd *cobra.Command, extra time.Duration,
 		return UsageError(fmt.Errorf("--endpoints is empty"))
 	}
 	cmd.SilenceUsage = true
-	c, err := client.New(f.endpoints, client.WithCallTimeout(f.timeout))
+	c, err := client.New(f.endpoints, append([]client.Option{client.WithCallTimeout(f.timeout)}, f.auth.options()...)...)
 	if err != nil {
 		return UsageError(err)
 	}
