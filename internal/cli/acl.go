@@ -46,6 +46,15 @@ func (a *authFlags) options() []client.Option {
 	return opts
 }
 
+// explain adds a hint to a client that could not be made while a token was given: gRPC sends a token
+// only over TLS.
+func (a *authFlags) explain(err error) error {
+	if a.token == "" || a.insecure {
+		return err
+	}
+	return fmt.Errorf("%w (a --token is sent only over TLS; --insecure-token sends it in plaintext, see its warning)", err)
+}
+
 // aclCommand is the acl group: bootstrap, whoami, principals, tokens and rules.
 func aclCommand() *cobra.Command {
 	f := &common{}

@@ -61,6 +61,7 @@ func TestACLCommands(t *testing.T) {
 		{[]string{"acl", "whoami"}, cli.ExitOK},
 		{[]string{"lock", "query", "app/job", "--token", client0()}, cli.ExitDenied},
 		{[]string{"acl", "grant", "app", "fly", ""}, cli.ExitUsage},
+		{[]string{"lock", "query", "app/job", "--insecure-token=false"}, cli.ExitUsage}, // no TLS: never sent
 	}
 	for _, r := range rows {
 		if out, code := dlock(t, "", append(r.give, ep)...); code != r.want {

@@ -109,7 +109,7 @@ func (f *common) run(cmd *cobra.Command, extra time.Duration,
 	cmd.SilenceUsage = true
 	c, err := client.New(f.endpoints, append([]client.Option{client.WithCallTimeout(f.timeout)}, f.auth.options()...)...)
 	if err != nil {
-		return UsageError(err)
+		return UsageError(f.auth.explain(err))
 	}
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout+extra)
