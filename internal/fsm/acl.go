@@ -177,6 +177,23 @@ func (s *State) authorize(c *fsmpb.Command) *fsmpb.Result {
 	return nil
 }
 
+// deniedOrReplay answers a command its principal may not apply: with the
+// remembered result if the command is a retry of one applied earlier (its
+// outcome stands: it was permitted when it applied), else with denied.
+// Either way nothing changes, the idempotency table included.
+func (s *State) deniedOrReplay(c *fsmpb.Command, denied *fsmpb.Result) *fsmpb.Result {
+	if c.ClientId == "" || c.Seq == 0 || !dedupable(c) {
+		return denied
+	}
+	r := s.clients[c.ClientId].lookup(c.Seq)
+	if r == nil {
+		return denied
+	}
+	replay := cloneResult(r)
+	replay.Replayed, replay.Attempt, replay.AttemptTry, replay.Superseded = true, 0, 0, nil
+	return replay
+}
+
 // permName is a permission's lower-case name, as users write it.
 func permName(p fsmpb.Permission) string { return strings.ToLower(p.String()) }
 

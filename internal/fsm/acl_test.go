@@ -126,6 +126,20 @@ func TestACLCommandsAreChecked(t *testing.T) {
 	}
 }
 
+// A retry of a write applied before a revocation gets its first answer
+// back: it was permitted when it applied. A new write is denied.
+func TestACLRetryAfterRevoke(t *testing.T) {
+	s := aclState(t)
+	first := s.Apply(at(100, as("c", 1, by("app", put("k1", "v")))).entry()).Results[0]
+	s.Apply(at(100, by("root", revoke("app", fsmpb.Permission_WRITE, "k"))).entry())
+	before := snap(t, s)
+	retry := s.Apply(at(100, as("c", 1, by("app", put("k1", "v")))).entry()).Results[0]
+	check(t, "retry", fmtResult(retry), fmtResult(first)+" replayed=true")
+	fresh := s.Apply(at(100, as("c", 2, by("app", put("k2", "v")))).entry()).Results[0]
+	check(t, "new write", fresh.Code, fsmpb.Code_DENIED)
+	check(t, "nothing changed", bytes.Equal(snap(t, s), before), true)
+}
+
 func TestACLAllowed(t *testing.T) {
 	s := aclState(t)
 	rows := []struct {

@@ -50,7 +50,7 @@ func (s *State) command(c *fsmpb.Command) *fsmpb.Result {
 	}
 	if c.Principal != "" {
 		if r := s.authorize(c); r != nil {
-			return r
+			return s.deniedOrReplay(c, r)
 		}
 	}
 	if c.ClientId == "" || c.Seq == 0 || !dedupable(c) {
