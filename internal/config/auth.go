@@ -9,7 +9,8 @@ type AuthConfig struct {
 	// "authorization: Bearer <token>") or a verified TLS client certificate whose Subject CommonName names
 	// the principal, and be permitted by the principal's rules. Unauthenticated requests get
 	// Unauthenticated; requests no rule permits get PermissionDenied; neither changes anything. Until
-	// `dlock acl bootstrap` creates the first principal, only Bootstrap and health checks succeed.
+	// `dlock acl bootstrap` creates the first principal, only Bootstrap, Status and health checks
+	// succeed.
 	// Default false.
 	Enabled bool `yaml:"enabled"`
 	// AllowInsecureTokens accepts bearer tokens on connections without TLS. WARNING: a token sent in

@@ -18,9 +18,12 @@ import (
 )
 
 // Access control on the client plane (Options.Auth). Every call but the
-// open ones (Acl.Bootstrap, health checks) authenticates first: a bearer
-// token, looked up by its SHA-256 in the replicated state, or a verified TLS
-// client certificate, whose Subject CommonName names the principal. Then:
+// open ones authenticates first: a bearer token, looked up by its SHA-256
+// in the replicated state, or a verified TLS client certificate, whose
+// Subject CommonName names the principal. The open ones are Acl.Bootstrap,
+// the gRPC health service and Cluster.Status, which probes and `dlock
+// cluster status` use, and which tells the members, the leader and Raft
+// indices, nothing of locks, keys or principals. Then:
 //
 //   - writes (Acquire, Renew, Release, Put, Delete, and the Acl changes)
 //     carry the principal into their state machine command, which applies
@@ -30,7 +33,7 @@ import (
 //     against the rules as of its read index;
 //   - cluster operations (TransferLeader, AddMember, RemoveMember,
 //     Snapshot) need the admin permission, checked by a linearizable read;
-//   - Status and WhoAmI need only an authenticated principal.
+//   - WhoAmI needs only an authenticated principal.
 //
 // A method this table does not know needs the admin permission.
 
@@ -55,7 +58,7 @@ var methodChecks = map[string]checkKind{
 	dlockv1.KV_Delete_FullMethodName:           checkByFSM,
 	dlockv1.KV_Get_FullMethodName:              checkOnRead,
 	dlockv1.KV_List_FullMethodName:             checkOnRead,
-	dlockv1.Cluster_Status_FullMethodName:      checkAuthed,
+	dlockv1.Cluster_Status_FullMethodName:      checkOpen,
 	dlockv1.Acl_Bootstrap_FullMethodName:       checkOpen,
 	dlockv1.Acl_WhoAmI_FullMethodName:          checkAuthed,
 	dlockv1.Acl_ListPrincipals_FullMethodName:  checkOnRead,
