@@ -1,6 +1,6 @@
 // Package server serves dlock's client API over gRPC on top of a node:
-// request validation, the error table, server-side waiting for grants, and
-// a cap on requests in flight.
+// request validation, the error table, server-side waiting for grants, a
+// cap on requests in flight, and access control (auth.go).
 package server
 
 import (
