@@ -50,7 +50,7 @@ type Options struct {
 	GRPCOptions []grpc.ServerOption
 }
 
-// Server implements the Lock, KV and Cluster services.
+// Server implements the Lock, KV, Cluster and Acl services.
 type Server struct {
 	node    Node
 	waiters *Waiters
