@@ -95,10 +95,10 @@ func dial(endpoint string, o options) (*grpc.ClientConn, error) {
 	if o.tls != nil {
 		creds = credentials.NewTLS(o.tls)
 	}
-	cc, err := grpc.NewClient(endpoint,
+	cc, err := grpc.NewClient(endpoint, append([]grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: o.dialTimeout}),
-	)
+	}, o.tokenDialOptions()...)...)
 	if err != nil {
 		return nil, invalidf("endpoint %q: %v", endpoint, err)
 	}

@@ -41,6 +41,14 @@
 // ErrStaleRequest means the cluster has forgotten a request too old to deduplicate; it too may have
 // been applied.
 //
+// # Access control
+//
+// A cluster whose nodes set auth.enabled wants credentials: WithToken (sent only over TLS unless
+// AllowInsecureToken), or a TLS client certificate. Calls no rule of the principal permits fail with
+// ErrPermissionDenied; calls without valid credentials with ErrUnauthenticated; neither changed
+// anything. Bootstrap, CreateToken, Grant and the other access control calls manage principals; see
+// docs/security.md (Access control).
+//
 // # Errors
 //
 // Errors wrap one of the sentinels (ErrLocked, ErrNotHeld, ...); test them with errors.Is. The message

@@ -53,6 +53,19 @@ var (
 	ErrLockLost = errors.New("dlock: lock lost")
 	// ErrClosed: the Client was closed before or during the call.
 	ErrClosed = errors.New("dlock: client closed")
+	// ErrUnauthenticated: the cluster has access control on and did not accept the call's credentials:
+	// no token (WithToken) and no client certificate, an unknown or revoked token, or a token sent
+	// without TLS to a cluster that refuses that. Nothing was changed.
+	ErrUnauthenticated = errors.New("dlock: unauthenticated")
+	// ErrPermissionDenied: the caller's principal has no access rule that permits the call. Nothing was
+	// changed.
+	ErrPermissionDenied = errors.New("dlock: permission denied")
+	// ErrAlreadyExists: the principal or token exists already, or access control was bootstrapped
+	// already. Nothing was changed.
+	ErrAlreadyExists = errors.New("dlock: already exists")
+	// ErrLastAdmin: removing the principal or its admin rule would leave nobody with the admin
+	// permission. Nothing was changed.
+	ErrLastAdmin = errors.New("dlock: last principal with the admin permission")
 )
 
 // reasonErrors is the one table that inverts the server's error table: google.rpc.ErrorInfo reason
@@ -70,6 +83,11 @@ var reasonErrors = map[string]error{
 	dlockv1.ReasonNoLeader:      ErrUnavailable,
 	dlockv1.ReasonShuttingDown:  ErrUnavailable,
 	dlockv1.ReasonDiskFull:      ErrDiskFull,
+
+	dlockv1.ReasonUnauthenticated:  ErrUnauthenticated,
+	dlockv1.ReasonPermissionDenied: ErrPermissionDenied,
+	dlockv1.ReasonAlreadyExists:    ErrAlreadyExists,
+	dlockv1.ReasonLastAdmin:        ErrLastAdmin,
 }
 
 // statusError is an error the server (or gRPC) returned, mapped to a sentinel. It keeps the status so
@@ -124,6 +142,10 @@ func mapError(err error) error {
 		kind = context.Canceled
 	case codes.DeadlineExceeded:
 		kind = context.DeadlineExceeded
+	case codes.Unauthenticated:
+		kind = ErrUnauthenticated // e.g. gRPC's own refusal to send a token without TLS
+	case codes.PermissionDenied:
+		kind = ErrPermissionDenied
 	}
 	return &statusError{kind: kind, st: st}
 }

@@ -41,6 +41,8 @@ type options struct {
 	backoffMin      time.Duration
 	backoffMax      time.Duration
 	retryAttemptMax int
+	token           string // see WithToken
+	insecureToken   bool   // see AllowInsecureToken
 }
 
 func defaultOptions() options {

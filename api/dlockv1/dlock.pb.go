@@ -1888,6 +1888,987 @@ func (x *StatusResponse) GetReady() bool {
 	return false
 }
 
+// Rule grants a permission on every lock name and key that starts with
+// prefix (empty: every name). permission is "read" (query and list locks,
+// get and list keys), "lock" (acquire, renew and release locks), "write"
+// (put and delete keys) or "admin" (everything on every name, cluster
+// operations and access control; its prefix is empty).
+type Rule struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Permission    string                 `protobuf:"bytes,1,opt,name=permission,proto3" json:"permission,omitempty"`
+	Prefix        string                 `protobuf:"bytes,2,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Rule) Reset() {
+	*x = Rule{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Rule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Rule) ProtoMessage() {}
+
+func (x *Rule) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Rule.ProtoReflect.Descriptor instead.
+func (*Rule) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *Rule) GetPermission() string {
+	if x != nil {
+		return x.Permission
+	}
+	return ""
+}
+
+func (x *Rule) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+type Principal struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Rules []*Rule                `protobuf:"bytes,2,rep,name=rules,proto3" json:"rules,omitempty"`
+	// token_ids name the principal's tokens (the hex of the first 8 bytes of
+	// each token's SHA-256).
+	TokenIds      []string `protobuf:"bytes,3,rep,name=token_ids,json=tokenIds,proto3" json:"token_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Principal) Reset() {
+	*x = Principal{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Principal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Principal) ProtoMessage() {}
+
+func (x *Principal) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Principal.ProtoReflect.Descriptor instead.
+func (*Principal) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *Principal) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Principal) GetRules() []*Rule {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+func (x *Principal) GetTokenIds() []string {
+	if x != nil {
+		return x.TokenIds
+	}
+	return nil
+}
+
+type AclBootstrapRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Header *RequestHeader         `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	// principal names the first principal.
+	Principal string `protobuf:"bytes,2,opt,name=principal,proto3" json:"principal,omitempty"`
+	// token is the secret that will authenticate it ("dlk_" and 43 base64url
+	// characters: 32 random bytes).
+	Token         string `protobuf:"bytes,3,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AclBootstrapRequest) Reset() {
+	*x = AclBootstrapRequest{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AclBootstrapRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AclBootstrapRequest) ProtoMessage() {}
+
+func (x *AclBootstrapRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AclBootstrapRequest.ProtoReflect.Descriptor instead.
+func (*AclBootstrapRequest) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *AclBootstrapRequest) GetHeader() *RequestHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *AclBootstrapRequest) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *AclBootstrapRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+type AclBootstrapResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TokenId       string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AclBootstrapResponse) Reset() {
+	*x = AclBootstrapResponse{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AclBootstrapResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AclBootstrapResponse) ProtoMessage() {}
+
+func (x *AclBootstrapResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AclBootstrapResponse.ProtoReflect.Descriptor instead.
+func (*AclBootstrapResponse) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *AclBootstrapResponse) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+type WhoAmIRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhoAmIRequest) Reset() {
+	*x = WhoAmIRequest{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhoAmIRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhoAmIRequest) ProtoMessage() {}
+
+func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
+func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{36}
+}
+
+type WhoAmIResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// principal is empty when access control is off.
+	Principal string  `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	Rules     []*Rule `protobuf:"bytes,2,rep,name=rules,proto3" json:"rules,omitempty"`
+	// authenticated_by is "token", "certificate", or empty (access control off).
+	AuthenticatedBy string `protobuf:"bytes,3,opt,name=authenticated_by,json=authenticatedBy,proto3" json:"authenticated_by,omitempty"`
+	AuthEnabled     bool   `protobuf:"varint,4,opt,name=auth_enabled,json=authEnabled,proto3" json:"auth_enabled,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *WhoAmIResponse) Reset() {
+	*x = WhoAmIResponse{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhoAmIResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhoAmIResponse) ProtoMessage() {}
+
+func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhoAmIResponse.ProtoReflect.Descriptor instead.
+func (*WhoAmIResponse) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *WhoAmIResponse) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *WhoAmIResponse) GetRules() []*Rule {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+func (x *WhoAmIResponse) GetAuthenticatedBy() string {
+	if x != nil {
+		return x.AuthenticatedBy
+	}
+	return ""
+}
+
+func (x *WhoAmIResponse) GetAuthEnabled() bool {
+	if x != nil {
+		return x.AuthEnabled
+	}
+	return false
+}
+
+type AddPrincipalRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *RequestHeader         `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddPrincipalRequest) Reset() {
+	*x = AddPrincipalRequest{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddPrincipalRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddPrincipalRequest) ProtoMessage() {}
+
+func (x *AddPrincipalRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddPrincipalRequest.ProtoReflect.Descriptor instead.
+func (*AddPrincipalRequest) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *AddPrincipalRequest) GetHeader() *RequestHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *AddPrincipalRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type AddPrincipalResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddPrincipalResponse) Reset() {
+	*x = AddPrincipalResponse{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddPrincipalResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddPrincipalResponse) ProtoMessage() {}
+
+func (x *AddPrincipalResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddPrincipalResponse.ProtoReflect.Descriptor instead.
+func (*AddPrincipalResponse) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{39}
+}
+
+type RemovePrincipalRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *RequestHeader         `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemovePrincipalRequest) Reset() {
+	*x = RemovePrincipalRequest{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemovePrincipalRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemovePrincipalRequest) ProtoMessage() {}
+
+func (x *RemovePrincipalRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemovePrincipalRequest.ProtoReflect.Descriptor instead.
+func (*RemovePrincipalRequest) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *RemovePrincipalRequest) GetHeader() *RequestHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *RemovePrincipalRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RemovePrincipalResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemovePrincipalResponse) Reset() {
+	*x = RemovePrincipalResponse{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemovePrincipalResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemovePrincipalResponse) ProtoMessage() {}
+
+func (x *RemovePrincipalResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemovePrincipalResponse.ProtoReflect.Descriptor instead.
+func (*RemovePrincipalResponse) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{41}
+}
+
+type ListPrincipalsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stale         bool                   `protobuf:"varint,1,opt,name=stale,proto3" json:"stale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPrincipalsRequest) Reset() {
+	*x = ListPrincipalsRequest{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPrincipalsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPrincipalsRequest) ProtoMessage() {}
+
+func (x *ListPrincipalsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPrincipalsRequest.ProtoReflect.Descriptor instead.
+func (*ListPrincipalsRequest) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ListPrincipalsRequest) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
+}
+
+type ListPrincipalsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Principals    []*Principal           `protobuf:"bytes,1,rep,name=principals,proto3" json:"principals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPrincipalsResponse) Reset() {
+	*x = ListPrincipalsResponse{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPrincipalsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPrincipalsResponse) ProtoMessage() {}
+
+func (x *ListPrincipalsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPrincipalsResponse.ProtoReflect.Descriptor instead.
+func (*ListPrincipalsResponse) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ListPrincipalsResponse) GetPrincipals() []*Principal {
+	if x != nil {
+		return x.Principals
+	}
+	return nil
+}
+
+type CreateTokenRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Header    *RequestHeader         `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Principal string                 `protobuf:"bytes,2,opt,name=principal,proto3" json:"principal,omitempty"`
+	// token is the new secret, as in AclBootstrapRequest.
+	Token         string `protobuf:"bytes,3,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTokenRequest) Reset() {
+	*x = CreateTokenRequest{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTokenRequest) ProtoMessage() {}
+
+func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *CreateTokenRequest) GetHeader() *RequestHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *CreateTokenRequest) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *CreateTokenRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+type CreateTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TokenId       string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTokenResponse) Reset() {
+	*x = CreateTokenResponse{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTokenResponse) ProtoMessage() {}
+
+func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
+func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *CreateTokenResponse) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+type RevokeTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *RequestHeader         `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	TokenId       string                 `protobuf:"bytes,2,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokenRequest) Reset() {
+	*x = RevokeTokenRequest{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokenRequest) ProtoMessage() {}
+
+func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
+func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *RevokeTokenRequest) GetHeader() *RequestHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *RevokeTokenRequest) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+type RevokeTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokenResponse) Reset() {
+	*x = RevokeTokenResponse{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokenResponse) ProtoMessage() {}
+
+func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
+func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{47}
+}
+
+type GrantRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *RequestHeader         `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Principal     string                 `protobuf:"bytes,2,opt,name=principal,proto3" json:"principal,omitempty"`
+	Rule          *Rule                  `protobuf:"bytes,3,opt,name=rule,proto3" json:"rule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GrantRequest) Reset() {
+	*x = GrantRequest{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GrantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GrantRequest) ProtoMessage() {}
+
+func (x *GrantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GrantRequest.ProtoReflect.Descriptor instead.
+func (*GrantRequest) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *GrantRequest) GetHeader() *RequestHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *GrantRequest) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *GrantRequest) GetRule() *Rule {
+	if x != nil {
+		return x.Rule
+	}
+	return nil
+}
+
+type GrantResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GrantResponse) Reset() {
+	*x = GrantResponse{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GrantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GrantResponse) ProtoMessage() {}
+
+func (x *GrantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GrantResponse.ProtoReflect.Descriptor instead.
+func (*GrantResponse) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{49}
+}
+
+type RevokeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *RequestHeader         `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Principal     string                 `protobuf:"bytes,2,opt,name=principal,proto3" json:"principal,omitempty"`
+	Rule          *Rule                  `protobuf:"bytes,3,opt,name=rule,proto3" json:"rule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeRequest) Reset() {
+	*x = RevokeRequest{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeRequest) ProtoMessage() {}
+
+func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeRequest.ProtoReflect.Descriptor instead.
+func (*RevokeRequest) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *RevokeRequest) GetHeader() *RequestHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *RevokeRequest) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *RevokeRequest) GetRule() *Rule {
+	if x != nil {
+		return x.Rule
+	}
+	return nil
+}
+
+type RevokeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeResponse) Reset() {
+	*x = RevokeResponse{}
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeResponse) ProtoMessage() {}
+
+func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dlockv1_dlock_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeResponse.ProtoReflect.Descriptor instead.
+func (*RevokeResponse) Descriptor() ([]byte, []int) {
+	return file_api_dlockv1_dlock_proto_rawDescGZIP(), []int{51}
+}
+
 var File_api_dlockv1_dlock_proto protoreflect.FileDescriptor
 
 const file_api_dlockv1_dlock_proto_rawDesc = "" +
@@ -2013,7 +2994,62 @@ const file_api_dlockv1_dlock_proto_rawDesc = "" +
 	"\fcommit_index\x18\x05 \x01(\x04R\vcommitIndex\x12#\n" +
 	"\rapplied_index\x18\x06 \x01(\x04R\fappliedIndex\x12*\n" +
 	"\amembers\x18\a \x03(\v2\x10.dlock.v1.MemberR\amembers\x12\x14\n" +
-	"\x05ready\x18\b \x01(\bR\x05ready2\xbb\x02\n" +
+	"\x05ready\x18\b \x01(\bR\x05ready\">\n" +
+	"\x04Rule\x12\x1e\n" +
+	"\n" +
+	"permission\x18\x01 \x01(\tR\n" +
+	"permission\x12\x16\n" +
+	"\x06prefix\x18\x02 \x01(\tR\x06prefix\"b\n" +
+	"\tPrincipal\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12$\n" +
+	"\x05rules\x18\x02 \x03(\v2\x0e.dlock.v1.RuleR\x05rules\x12\x1b\n" +
+	"\ttoken_ids\x18\x03 \x03(\tR\btokenIds\"z\n" +
+	"\x13AclBootstrapRequest\x12/\n" +
+	"\x06header\x18\x01 \x01(\v2\x17.dlock.v1.RequestHeaderR\x06header\x12\x1c\n" +
+	"\tprincipal\x18\x02 \x01(\tR\tprincipal\x12\x14\n" +
+	"\x05token\x18\x03 \x01(\tR\x05token\"1\n" +
+	"\x14AclBootstrapResponse\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\"\x0f\n" +
+	"\rWhoAmIRequest\"\xa2\x01\n" +
+	"\x0eWhoAmIResponse\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12$\n" +
+	"\x05rules\x18\x02 \x03(\v2\x0e.dlock.v1.RuleR\x05rules\x12)\n" +
+	"\x10authenticated_by\x18\x03 \x01(\tR\x0fauthenticatedBy\x12!\n" +
+	"\fauth_enabled\x18\x04 \x01(\bR\vauthEnabled\"Z\n" +
+	"\x13AddPrincipalRequest\x12/\n" +
+	"\x06header\x18\x01 \x01(\v2\x17.dlock.v1.RequestHeaderR\x06header\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\x16\n" +
+	"\x14AddPrincipalResponse\"]\n" +
+	"\x16RemovePrincipalRequest\x12/\n" +
+	"\x06header\x18\x01 \x01(\v2\x17.dlock.v1.RequestHeaderR\x06header\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\x19\n" +
+	"\x17RemovePrincipalResponse\"-\n" +
+	"\x15ListPrincipalsRequest\x12\x14\n" +
+	"\x05stale\x18\x01 \x01(\bR\x05stale\"M\n" +
+	"\x16ListPrincipalsResponse\x123\n" +
+	"\n" +
+	"principals\x18\x01 \x03(\v2\x13.dlock.v1.PrincipalR\n" +
+	"principals\"y\n" +
+	"\x12CreateTokenRequest\x12/\n" +
+	"\x06header\x18\x01 \x01(\v2\x17.dlock.v1.RequestHeaderR\x06header\x12\x1c\n" +
+	"\tprincipal\x18\x02 \x01(\tR\tprincipal\x12\x14\n" +
+	"\x05token\x18\x03 \x01(\tR\x05token\"0\n" +
+	"\x13CreateTokenResponse\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\"`\n" +
+	"\x12RevokeTokenRequest\x12/\n" +
+	"\x06header\x18\x01 \x01(\v2\x17.dlock.v1.RequestHeaderR\x06header\x12\x19\n" +
+	"\btoken_id\x18\x02 \x01(\tR\atokenId\"\x15\n" +
+	"\x13RevokeTokenResponse\"\x81\x01\n" +
+	"\fGrantRequest\x12/\n" +
+	"\x06header\x18\x01 \x01(\v2\x17.dlock.v1.RequestHeaderR\x06header\x12\x1c\n" +
+	"\tprincipal\x18\x02 \x01(\tR\tprincipal\x12\"\n" +
+	"\x04rule\x18\x03 \x01(\v2\x0e.dlock.v1.RuleR\x04rule\"\x0f\n" +
+	"\rGrantResponse\"\x82\x01\n" +
+	"\rRevokeRequest\x12/\n" +
+	"\x06header\x18\x01 \x01(\v2\x17.dlock.v1.RequestHeaderR\x06header\x12\x1c\n" +
+	"\tprincipal\x18\x02 \x01(\tR\tprincipal\x12\"\n" +
+	"\x04rule\x18\x03 \x01(\v2\x0e.dlock.v1.RuleR\x04rule\"\x10\n" +
+	"\x0eRevokeResponse2\xbb\x02\n" +
 	"\x04Lock\x12>\n" +
 	"\aAcquire\x12\x18.dlock.v1.AcquireRequest\x1a\x19.dlock.v1.AcquireResponse\x128\n" +
 	"\x05Renew\x12\x16.dlock.v1.RenewRequest\x1a\x17.dlock.v1.RenewResponse\x12>\n" +
@@ -2030,7 +3066,17 @@ const file_api_dlockv1_dlock_proto_rawDesc = "" +
 	"\x0eTransferLeader\x12\x1f.dlock.v1.TransferLeaderRequest\x1a .dlock.v1.TransferLeaderResponse\x12D\n" +
 	"\tAddMember\x12\x1a.dlock.v1.AddMemberRequest\x1a\x1b.dlock.v1.AddMemberResponse\x12M\n" +
 	"\fRemoveMember\x12\x1d.dlock.v1.RemoveMemberRequest\x1a\x1e.dlock.v1.RemoveMemberResponse\x12@\n" +
-	"\bSnapshot\x12\x19.dlock.v1.SnapshotRequest\x1a\x17.dlock.v1.SnapshotChunk0\x01B1Z/github.com/dlock-raft/dlock/api/dlockv1;dlockv1b\x06proto3"
+	"\bSnapshot\x12\x19.dlock.v1.SnapshotRequest\x1a\x17.dlock.v1.SnapshotChunk0\x012\x99\x05\n" +
+	"\x03Acl\x12J\n" +
+	"\tBootstrap\x12\x1d.dlock.v1.AclBootstrapRequest\x1a\x1e.dlock.v1.AclBootstrapResponse\x12;\n" +
+	"\x06WhoAmI\x12\x17.dlock.v1.WhoAmIRequest\x1a\x18.dlock.v1.WhoAmIResponse\x12M\n" +
+	"\fAddPrincipal\x12\x1d.dlock.v1.AddPrincipalRequest\x1a\x1e.dlock.v1.AddPrincipalResponse\x12V\n" +
+	"\x0fRemovePrincipal\x12 .dlock.v1.RemovePrincipalRequest\x1a!.dlock.v1.RemovePrincipalResponse\x12S\n" +
+	"\x0eListPrincipals\x12\x1f.dlock.v1.ListPrincipalsRequest\x1a .dlock.v1.ListPrincipalsResponse\x12J\n" +
+	"\vCreateToken\x12\x1c.dlock.v1.CreateTokenRequest\x1a\x1d.dlock.v1.CreateTokenResponse\x12J\n" +
+	"\vRevokeToken\x12\x1c.dlock.v1.RevokeTokenRequest\x1a\x1d.dlock.v1.RevokeTokenResponse\x128\n" +
+	"\x05Grant\x12\x16.dlock.v1.GrantRequest\x1a\x17.dlock.v1.GrantResponse\x12;\n" +
+	"\x06Revoke\x12\x17.dlock.v1.RevokeRequest\x1a\x18.dlock.v1.RevokeResponseB1Z/github.com/dlock-raft/dlock/api/dlockv1;dlockv1b\x06proto3"
 
 var (
 	file_api_dlockv1_dlock_proto_rawDescOnce sync.Once
@@ -2044,40 +3090,60 @@ func file_api_dlockv1_dlock_proto_rawDescGZIP() []byte {
 	return file_api_dlockv1_dlock_proto_rawDescData
 }
 
-var file_api_dlockv1_dlock_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_api_dlockv1_dlock_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_api_dlockv1_dlock_proto_goTypes = []any{
-	(*RequestHeader)(nil),          // 0: dlock.v1.RequestHeader
-	(*AcquireRequest)(nil),         // 1: dlock.v1.AcquireRequest
-	(*AcquireResponse)(nil),        // 2: dlock.v1.AcquireResponse
-	(*RenewRequest)(nil),           // 3: dlock.v1.RenewRequest
-	(*RenewResponse)(nil),          // 4: dlock.v1.RenewResponse
-	(*ReleaseRequest)(nil),         // 5: dlock.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),        // 6: dlock.v1.ReleaseResponse
-	(*QueryRequest)(nil),           // 7: dlock.v1.QueryRequest
-	(*QueryResponse)(nil),          // 8: dlock.v1.QueryResponse
-	(*ListLocksRequest)(nil),       // 9: dlock.v1.ListLocksRequest
-	(*ListLocksResponse)(nil),      // 10: dlock.v1.ListLocksResponse
-	(*LockInfo)(nil),               // 11: dlock.v1.LockInfo
-	(*PutRequest)(nil),             // 12: dlock.v1.PutRequest
-	(*PutResponse)(nil),            // 13: dlock.v1.PutResponse
-	(*GetRequest)(nil),             // 14: dlock.v1.GetRequest
-	(*GetResponse)(nil),            // 15: dlock.v1.GetResponse
-	(*DeleteRequest)(nil),          // 16: dlock.v1.DeleteRequest
-	(*DeleteResponse)(nil),         // 17: dlock.v1.DeleteResponse
-	(*ListKeysRequest)(nil),        // 18: dlock.v1.ListKeysRequest
-	(*KeyValue)(nil),               // 19: dlock.v1.KeyValue
-	(*ListKeysResponse)(nil),       // 20: dlock.v1.ListKeysResponse
-	(*AddMemberRequest)(nil),       // 21: dlock.v1.AddMemberRequest
-	(*AddMemberResponse)(nil),      // 22: dlock.v1.AddMemberResponse
-	(*RemoveMemberRequest)(nil),    // 23: dlock.v1.RemoveMemberRequest
-	(*RemoveMemberResponse)(nil),   // 24: dlock.v1.RemoveMemberResponse
-	(*SnapshotRequest)(nil),        // 25: dlock.v1.SnapshotRequest
-	(*SnapshotChunk)(nil),          // 26: dlock.v1.SnapshotChunk
-	(*TransferLeaderRequest)(nil),  // 27: dlock.v1.TransferLeaderRequest
-	(*TransferLeaderResponse)(nil), // 28: dlock.v1.TransferLeaderResponse
-	(*StatusRequest)(nil),          // 29: dlock.v1.StatusRequest
-	(*Member)(nil),                 // 30: dlock.v1.Member
-	(*StatusResponse)(nil),         // 31: dlock.v1.StatusResponse
+	(*RequestHeader)(nil),           // 0: dlock.v1.RequestHeader
+	(*AcquireRequest)(nil),          // 1: dlock.v1.AcquireRequest
+	(*AcquireResponse)(nil),         // 2: dlock.v1.AcquireResponse
+	(*RenewRequest)(nil),            // 3: dlock.v1.RenewRequest
+	(*RenewResponse)(nil),           // 4: dlock.v1.RenewResponse
+	(*ReleaseRequest)(nil),          // 5: dlock.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),         // 6: dlock.v1.ReleaseResponse
+	(*QueryRequest)(nil),            // 7: dlock.v1.QueryRequest
+	(*QueryResponse)(nil),           // 8: dlock.v1.QueryResponse
+	(*ListLocksRequest)(nil),        // 9: dlock.v1.ListLocksRequest
+	(*ListLocksResponse)(nil),       // 10: dlock.v1.ListLocksResponse
+	(*LockInfo)(nil),                // 11: dlock.v1.LockInfo
+	(*PutRequest)(nil),              // 12: dlock.v1.PutRequest
+	(*PutResponse)(nil),             // 13: dlock.v1.PutResponse
+	(*GetRequest)(nil),              // 14: dlock.v1.GetRequest
+	(*GetResponse)(nil),             // 15: dlock.v1.GetResponse
+	(*DeleteRequest)(nil),           // 16: dlock.v1.DeleteRequest
+	(*DeleteResponse)(nil),          // 17: dlock.v1.DeleteResponse
+	(*ListKeysRequest)(nil),         // 18: dlock.v1.ListKeysRequest
+	(*KeyValue)(nil),                // 19: dlock.v1.KeyValue
+	(*ListKeysResponse)(nil),        // 20: dlock.v1.ListKeysResponse
+	(*AddMemberRequest)(nil),        // 21: dlock.v1.AddMemberRequest
+	(*AddMemberResponse)(nil),       // 22: dlock.v1.AddMemberResponse
+	(*RemoveMemberRequest)(nil),     // 23: dlock.v1.RemoveMemberRequest
+	(*RemoveMemberResponse)(nil),    // 24: dlock.v1.RemoveMemberResponse
+	(*SnapshotRequest)(nil),         // 25: dlock.v1.SnapshotRequest
+	(*SnapshotChunk)(nil),           // 26: dlock.v1.SnapshotChunk
+	(*TransferLeaderRequest)(nil),   // 27: dlock.v1.TransferLeaderRequest
+	(*TransferLeaderResponse)(nil),  // 28: dlock.v1.TransferLeaderResponse
+	(*StatusRequest)(nil),           // 29: dlock.v1.StatusRequest
+	(*Member)(nil),                  // 30: dlock.v1.Member
+	(*StatusResponse)(nil),          // 31: dlock.v1.StatusResponse
+	(*Rule)(nil),                    // 32: dlock.v1.Rule
+	(*Principal)(nil),               // 33: dlock.v1.Principal
+	(*AclBootstrapRequest)(nil),     // 34: dlock.v1.AclBootstrapRequest
+	(*AclBootstrapResponse)(nil),    // 35: dlock.v1.AclBootstrapResponse
+	(*WhoAmIRequest)(nil),           // 36: dlock.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),          // 37: dlock.v1.WhoAmIResponse
+	(*AddPrincipalRequest)(nil),     // 38: dlock.v1.AddPrincipalRequest
+	(*AddPrincipalResponse)(nil),    // 39: dlock.v1.AddPrincipalResponse
+	(*RemovePrincipalRequest)(nil),  // 40: dlock.v1.RemovePrincipalRequest
+	(*RemovePrincipalResponse)(nil), // 41: dlock.v1.RemovePrincipalResponse
+	(*ListPrincipalsRequest)(nil),   // 42: dlock.v1.ListPrincipalsRequest
+	(*ListPrincipalsResponse)(nil),  // 43: dlock.v1.ListPrincipalsResponse
+	(*CreateTokenRequest)(nil),      // 44: dlock.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),     // 45: dlock.v1.CreateTokenResponse
+	(*RevokeTokenRequest)(nil),      // 46: dlock.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),     // 47: dlock.v1.RevokeTokenResponse
+	(*GrantRequest)(nil),            // 48: dlock.v1.GrantRequest
+	(*GrantResponse)(nil),           // 49: dlock.v1.GrantResponse
+	(*RevokeRequest)(nil),           // 50: dlock.v1.RevokeRequest
+	(*RevokeResponse)(nil),          // 51: dlock.v1.RevokeResponse
 }
 var file_api_dlockv1_dlock_proto_depIdxs = []int32{
 	0,  // 0: dlock.v1.AcquireRequest.header:type_name -> dlock.v1.RequestHeader
@@ -2091,39 +3157,69 @@ var file_api_dlockv1_dlock_proto_depIdxs = []int32{
 	30, // 8: dlock.v1.AddMemberResponse.members:type_name -> dlock.v1.Member
 	30, // 9: dlock.v1.RemoveMemberResponse.members:type_name -> dlock.v1.Member
 	30, // 10: dlock.v1.StatusResponse.members:type_name -> dlock.v1.Member
-	1,  // 11: dlock.v1.Lock.Acquire:input_type -> dlock.v1.AcquireRequest
-	3,  // 12: dlock.v1.Lock.Renew:input_type -> dlock.v1.RenewRequest
-	5,  // 13: dlock.v1.Lock.Release:input_type -> dlock.v1.ReleaseRequest
-	7,  // 14: dlock.v1.Lock.Query:input_type -> dlock.v1.QueryRequest
-	9,  // 15: dlock.v1.Lock.List:input_type -> dlock.v1.ListLocksRequest
-	12, // 16: dlock.v1.KV.Put:input_type -> dlock.v1.PutRequest
-	14, // 17: dlock.v1.KV.Get:input_type -> dlock.v1.GetRequest
-	16, // 18: dlock.v1.KV.Delete:input_type -> dlock.v1.DeleteRequest
-	18, // 19: dlock.v1.KV.List:input_type -> dlock.v1.ListKeysRequest
-	29, // 20: dlock.v1.Cluster.Status:input_type -> dlock.v1.StatusRequest
-	27, // 21: dlock.v1.Cluster.TransferLeader:input_type -> dlock.v1.TransferLeaderRequest
-	21, // 22: dlock.v1.Cluster.AddMember:input_type -> dlock.v1.AddMemberRequest
-	23, // 23: dlock.v1.Cluster.RemoveMember:input_type -> dlock.v1.RemoveMemberRequest
-	25, // 24: dlock.v1.Cluster.Snapshot:input_type -> dlock.v1.SnapshotRequest
-	2,  // 25: dlock.v1.Lock.Acquire:output_type -> dlock.v1.AcquireResponse
-	4,  // 26: dlock.v1.Lock.Renew:output_type -> dlock.v1.RenewResponse
-	6,  // 27: dlock.v1.Lock.Release:output_type -> dlock.v1.ReleaseResponse
-	8,  // 28: dlock.v1.Lock.Query:output_type -> dlock.v1.QueryResponse
-	10, // 29: dlock.v1.Lock.List:output_type -> dlock.v1.ListLocksResponse
-	13, // 30: dlock.v1.KV.Put:output_type -> dlock.v1.PutResponse
-	15, // 31: dlock.v1.KV.Get:output_type -> dlock.v1.GetResponse
-	17, // 32: dlock.v1.KV.Delete:output_type -> dlock.v1.DeleteResponse
-	20, // 33: dlock.v1.KV.List:output_type -> dlock.v1.ListKeysResponse
-	31, // 34: dlock.v1.Cluster.Status:output_type -> dlock.v1.StatusResponse
-	28, // 35: dlock.v1.Cluster.TransferLeader:output_type -> dlock.v1.TransferLeaderResponse
-	22, // 36: dlock.v1.Cluster.AddMember:output_type -> dlock.v1.AddMemberResponse
-	24, // 37: dlock.v1.Cluster.RemoveMember:output_type -> dlock.v1.RemoveMemberResponse
-	26, // 38: dlock.v1.Cluster.Snapshot:output_type -> dlock.v1.SnapshotChunk
-	25, // [25:39] is the sub-list for method output_type
-	11, // [11:25] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	32, // 11: dlock.v1.Principal.rules:type_name -> dlock.v1.Rule
+	0,  // 12: dlock.v1.AclBootstrapRequest.header:type_name -> dlock.v1.RequestHeader
+	32, // 13: dlock.v1.WhoAmIResponse.rules:type_name -> dlock.v1.Rule
+	0,  // 14: dlock.v1.AddPrincipalRequest.header:type_name -> dlock.v1.RequestHeader
+	0,  // 15: dlock.v1.RemovePrincipalRequest.header:type_name -> dlock.v1.RequestHeader
+	33, // 16: dlock.v1.ListPrincipalsResponse.principals:type_name -> dlock.v1.Principal
+	0,  // 17: dlock.v1.CreateTokenRequest.header:type_name -> dlock.v1.RequestHeader
+	0,  // 18: dlock.v1.RevokeTokenRequest.header:type_name -> dlock.v1.RequestHeader
+	0,  // 19: dlock.v1.GrantRequest.header:type_name -> dlock.v1.RequestHeader
+	32, // 20: dlock.v1.GrantRequest.rule:type_name -> dlock.v1.Rule
+	0,  // 21: dlock.v1.RevokeRequest.header:type_name -> dlock.v1.RequestHeader
+	32, // 22: dlock.v1.RevokeRequest.rule:type_name -> dlock.v1.Rule
+	1,  // 23: dlock.v1.Lock.Acquire:input_type -> dlock.v1.AcquireRequest
+	3,  // 24: dlock.v1.Lock.Renew:input_type -> dlock.v1.RenewRequest
+	5,  // 25: dlock.v1.Lock.Release:input_type -> dlock.v1.ReleaseRequest
+	7,  // 26: dlock.v1.Lock.Query:input_type -> dlock.v1.QueryRequest
+	9,  // 27: dlock.v1.Lock.List:input_type -> dlock.v1.ListLocksRequest
+	12, // 28: dlock.v1.KV.Put:input_type -> dlock.v1.PutRequest
+	14, // 29: dlock.v1.KV.Get:input_type -> dlock.v1.GetRequest
+	16, // 30: dlock.v1.KV.Delete:input_type -> dlock.v1.DeleteRequest
+	18, // 31: dlock.v1.KV.List:input_type -> dlock.v1.ListKeysRequest
+	29, // 32: dlock.v1.Cluster.Status:input_type -> dlock.v1.StatusRequest
+	27, // 33: dlock.v1.Cluster.TransferLeader:input_type -> dlock.v1.TransferLeaderRequest
+	21, // 34: dlock.v1.Cluster.AddMember:input_type -> dlock.v1.AddMemberRequest
+	23, // 35: dlock.v1.Cluster.RemoveMember:input_type -> dlock.v1.RemoveMemberRequest
+	25, // 36: dlock.v1.Cluster.Snapshot:input_type -> dlock.v1.SnapshotRequest
+	34, // 37: dlock.v1.Acl.Bootstrap:input_type -> dlock.v1.AclBootstrapRequest
+	36, // 38: dlock.v1.Acl.WhoAmI:input_type -> dlock.v1.WhoAmIRequest
+	38, // 39: dlock.v1.Acl.AddPrincipal:input_type -> dlock.v1.AddPrincipalRequest
+	40, // 40: dlock.v1.Acl.RemovePrincipal:input_type -> dlock.v1.RemovePrincipalRequest
+	42, // 41: dlock.v1.Acl.ListPrincipals:input_type -> dlock.v1.ListPrincipalsRequest
+	44, // 42: dlock.v1.Acl.CreateToken:input_type -> dlock.v1.CreateTokenRequest
+	46, // 43: dlock.v1.Acl.RevokeToken:input_type -> dlock.v1.RevokeTokenRequest
+	48, // 44: dlock.v1.Acl.Grant:input_type -> dlock.v1.GrantRequest
+	50, // 45: dlock.v1.Acl.Revoke:input_type -> dlock.v1.RevokeRequest
+	2,  // 46: dlock.v1.Lock.Acquire:output_type -> dlock.v1.AcquireResponse
+	4,  // 47: dlock.v1.Lock.Renew:output_type -> dlock.v1.RenewResponse
+	6,  // 48: dlock.v1.Lock.Release:output_type -> dlock.v1.ReleaseResponse
+	8,  // 49: dlock.v1.Lock.Query:output_type -> dlock.v1.QueryResponse
+	10, // 50: dlock.v1.Lock.List:output_type -> dlock.v1.ListLocksResponse
+	13, // 51: dlock.v1.KV.Put:output_type -> dlock.v1.PutResponse
+	15, // 52: dlock.v1.KV.Get:output_type -> dlock.v1.GetResponse
+	17, // 53: dlock.v1.KV.Delete:output_type -> dlock.v1.DeleteResponse
+	20, // 54: dlock.v1.KV.List:output_type -> dlock.v1.ListKeysResponse
+	31, // 55: dlock.v1.Cluster.Status:output_type -> dlock.v1.StatusResponse
+	28, // 56: dlock.v1.Cluster.TransferLeader:output_type -> dlock.v1.TransferLeaderResponse
+	22, // 57: dlock.v1.Cluster.AddMember:output_type -> dlock.v1.AddMemberResponse
+	24, // 58: dlock.v1.Cluster.RemoveMember:output_type -> dlock.v1.RemoveMemberResponse
+	26, // 59: dlock.v1.Cluster.Snapshot:output_type -> dlock.v1.SnapshotChunk
+	35, // 60: dlock.v1.Acl.Bootstrap:output_type -> dlock.v1.AclBootstrapResponse
+	37, // 61: dlock.v1.Acl.WhoAmI:output_type -> dlock.v1.WhoAmIResponse
+	39, // 62: dlock.v1.Acl.AddPrincipal:output_type -> dlock.v1.AddPrincipalResponse
+	41, // 63: dlock.v1.Acl.RemovePrincipal:output_type -> dlock.v1.RemovePrincipalResponse
+	43, // 64: dlock.v1.Acl.ListPrincipals:output_type -> dlock.v1.ListPrincipalsResponse
+	45, // 65: dlock.v1.Acl.CreateToken:output_type -> dlock.v1.CreateTokenResponse
+	47, // 66: dlock.v1.Acl.RevokeToken:output_type -> dlock.v1.RevokeTokenResponse
+	49, // 67: dlock.v1.Acl.Grant:output_type -> dlock.v1.GrantResponse
+	51, // 68: dlock.v1.Acl.Revoke:output_type -> dlock.v1.RevokeResponse
+	46, // [46:69] is the sub-list for method output_type
+	23, // [23:46] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_api_dlockv1_dlock_proto_init() }
@@ -2137,9 +3233,9 @@ func file_api_dlockv1_dlock_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dlockv1_dlock_proto_rawDesc), len(file_api_dlockv1_dlock_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   32,
+			NumMessages:   52,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   4,
 		},
 		GoTypes:           file_api_dlockv1_dlock_proto_goTypes,
 		DependencyIndexes: file_api_dlockv1_dlock_proto_depIdxs,

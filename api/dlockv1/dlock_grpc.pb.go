@@ -798,3 +798,437 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 	},
 	Metadata: "api/dlockv1/dlock.proto",
 }
+
+const (
+	Acl_Bootstrap_FullMethodName       = "/dlock.v1.Acl/Bootstrap"
+	Acl_WhoAmI_FullMethodName          = "/dlock.v1.Acl/WhoAmI"
+	Acl_AddPrincipal_FullMethodName    = "/dlock.v1.Acl/AddPrincipal"
+	Acl_RemovePrincipal_FullMethodName = "/dlock.v1.Acl/RemovePrincipal"
+	Acl_ListPrincipals_FullMethodName  = "/dlock.v1.Acl/ListPrincipals"
+	Acl_CreateToken_FullMethodName     = "/dlock.v1.Acl/CreateToken"
+	Acl_RevokeToken_FullMethodName     = "/dlock.v1.Acl/RevokeToken"
+	Acl_Grant_FullMethodName           = "/dlock.v1.Acl/Grant"
+	Acl_Revoke_FullMethodName          = "/dlock.v1.Acl/Revoke"
+)
+
+// AclClient is the client API for Acl service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Acl manages access control: principals, their tokens and the rules that
+// say what they may do. It matters only on clusters whose nodes set
+// auth.enabled; see docs/security.md (Access control). Every call but Bootstrap and
+// WhoAmI needs the admin permission.
+type AclClient interface {
+	// Bootstrap creates the first principal, with the admin permission, and
+	// its first token. It succeeds once: only while no principal exists
+	// (ALREADY_EXISTS after). It needs no credentials.
+	Bootstrap(ctx context.Context, in *AclBootstrapRequest, opts ...grpc.CallOption) (*AclBootstrapResponse, error)
+	// WhoAmI reports the caller's principal and rules.
+	WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grpc.CallOption) (*WhoAmIResponse, error)
+	AddPrincipal(ctx context.Context, in *AddPrincipalRequest, opts ...grpc.CallOption) (*AddPrincipalResponse, error)
+	// RemovePrincipal removes a principal with its tokens and rules.
+	RemovePrincipal(ctx context.Context, in *RemovePrincipalRequest, opts ...grpc.CallOption) (*RemovePrincipalResponse, error)
+	ListPrincipals(ctx context.Context, in *ListPrincipalsRequest, opts ...grpc.CallOption) (*ListPrincipalsResponse, error)
+	// CreateToken adds a token to a principal. The token is the request's:
+	// clients draw it from a cryptographic random source, so that a retry of
+	// the request creates the same token. The cluster keeps its SHA-256 only.
+	CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error)
+	RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*RevokeTokenResponse, error)
+	// Grant adds a rule to a principal; granting a rule it has changes nothing.
+	Grant(ctx context.Context, in *GrantRequest, opts ...grpc.CallOption) (*GrantResponse, error)
+	Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*RevokeResponse, error)
+}
+
+type aclClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewAclClient(cc grpc.ClientConnInterface) AclClient {
+	return &aclClient{cc}
+}
+
+func (c *aclClient) Bootstrap(ctx context.Context, in *AclBootstrapRequest, opts ...grpc.CallOption) (*AclBootstrapResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AclBootstrapResponse)
+	err := c.cc.Invoke(ctx, Acl_Bootstrap_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *aclClient) WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grpc.CallOption) (*WhoAmIResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WhoAmIResponse)
+	err := c.cc.Invoke(ctx, Acl_WhoAmI_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *aclClient) AddPrincipal(ctx context.Context, in *AddPrincipalRequest, opts ...grpc.CallOption) (*AddPrincipalResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddPrincipalResponse)
+	err := c.cc.Invoke(ctx, Acl_AddPrincipal_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *aclClient) RemovePrincipal(ctx context.Context, in *RemovePrincipalRequest, opts ...grpc.CallOption) (*RemovePrincipalResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemovePrincipalResponse)
+	err := c.cc.Invoke(ctx, Acl_RemovePrincipal_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *aclClient) ListPrincipals(ctx context.Context, in *ListPrincipalsRequest, opts ...grpc.CallOption) (*ListPrincipalsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPrincipalsResponse)
+	err := c.cc.Invoke(ctx, Acl_ListPrincipals_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *aclClient) CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateTokenResponse)
+	err := c.cc.Invoke(ctx, Acl_CreateToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *aclClient) RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*RevokeTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeTokenResponse)
+	err := c.cc.Invoke(ctx, Acl_RevokeToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *aclClient) Grant(ctx context.Context, in *GrantRequest, opts ...grpc.CallOption) (*GrantResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GrantResponse)
+	err := c.cc.Invoke(ctx, Acl_Grant_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *aclClient) Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*RevokeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeResponse)
+	err := c.cc.Invoke(ctx, Acl_Revoke_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AclServer is the server API for Acl service.
+// All implementations must embed UnimplementedAclServer
+// for forward compatibility.
+//
+// Acl manages access control: principals, their tokens and the rules that
+// say what they may do. It matters only on clusters whose nodes set
+// auth.enabled; see docs/security.md (Access control). Every call but Bootstrap and
+// WhoAmI needs the admin permission.
+type AclServer interface {
+	// Bootstrap creates the first principal, with the admin permission, and
+	// its first token. It succeeds once: only while no principal exists
+	// (ALREADY_EXISTS after). It needs no credentials.
+	Bootstrap(context.Context, *AclBootstrapRequest) (*AclBootstrapResponse, error)
+	// WhoAmI reports the caller's principal and rules.
+	WhoAmI(context.Context, *WhoAmIRequest) (*WhoAmIResponse, error)
+	AddPrincipal(context.Context, *AddPrincipalRequest) (*AddPrincipalResponse, error)
+	// RemovePrincipal removes a principal with its tokens and rules.
+	RemovePrincipal(context.Context, *RemovePrincipalRequest) (*RemovePrincipalResponse, error)
+	ListPrincipals(context.Context, *ListPrincipalsRequest) (*ListPrincipalsResponse, error)
+	// CreateToken adds a token to a principal. The token is the request's:
+	// clients draw it from a cryptographic random source, so that a retry of
+	// the request creates the same token. The cluster keeps its SHA-256 only.
+	CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error)
+	RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error)
+	// Grant adds a rule to a principal; granting a rule it has changes nothing.
+	Grant(context.Context, *GrantRequest) (*GrantResponse, error)
+	Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error)
+	mustEmbedUnimplementedAclServer()
+}
+
+// UnimplementedAclServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedAclServer struct{}
+
+func (UnimplementedAclServer) Bootstrap(context.Context, *AclBootstrapRequest) (*AclBootstrapResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Bootstrap not implemented")
+}
+func (UnimplementedAclServer) WhoAmI(context.Context, *WhoAmIRequest) (*WhoAmIResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method WhoAmI not implemented")
+}
+func (UnimplementedAclServer) AddPrincipal(context.Context, *AddPrincipalRequest) (*AddPrincipalResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddPrincipal not implemented")
+}
+func (UnimplementedAclServer) RemovePrincipal(context.Context, *RemovePrincipalRequest) (*RemovePrincipalResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemovePrincipal not implemented")
+}
+func (UnimplementedAclServer) ListPrincipals(context.Context, *ListPrincipalsRequest) (*ListPrincipalsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPrincipals not implemented")
+}
+func (UnimplementedAclServer) CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateToken not implemented")
+}
+func (UnimplementedAclServer) RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeToken not implemented")
+}
+func (UnimplementedAclServer) Grant(context.Context, *GrantRequest) (*GrantResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Grant not implemented")
+}
+func (UnimplementedAclServer) Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Revoke not implemented")
+}
+func (UnimplementedAclServer) mustEmbedUnimplementedAclServer() {}
+func (UnimplementedAclServer) testEmbeddedByValue()             {}
+
+// UnsafeAclServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to AclServer will
+// result in compilation errors.
+type UnsafeAclServer interface {
+	mustEmbedUnimplementedAclServer()
+}
+
+func RegisterAclServer(s grpc.ServiceRegistrar, srv AclServer) {
+	// If the following call panics, it indicates UnimplementedAclServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Acl_ServiceDesc, srv)
+}
+
+func _Acl_Bootstrap_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AclBootstrapRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AclServer).Bootstrap(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Acl_Bootstrap_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AclServer).Bootstrap(ctx, req.(*AclBootstrapRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Acl_WhoAmI_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WhoAmIRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AclServer).WhoAmI(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Acl_WhoAmI_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AclServer).WhoAmI(ctx, req.(*WhoAmIRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Acl_AddPrincipal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddPrincipalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AclServer).AddPrincipal(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Acl_AddPrincipal_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AclServer).AddPrincipal(ctx, req.(*AddPrincipalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Acl_RemovePrincipal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemovePrincipalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AclServer).RemovePrincipal(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Acl_RemovePrincipal_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AclServer).RemovePrincipal(ctx, req.(*RemovePrincipalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Acl_ListPrincipals_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPrincipalsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AclServer).ListPrincipals(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Acl_ListPrincipals_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AclServer).ListPrincipals(ctx, req.(*ListPrincipalsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Acl_CreateToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AclServer).CreateToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Acl_CreateToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AclServer).CreateToken(ctx, req.(*CreateTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Acl_RevokeToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AclServer).RevokeToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Acl_RevokeToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AclServer).RevokeToken(ctx, req.(*RevokeTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Acl_Grant_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GrantRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AclServer).Grant(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Acl_Grant_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AclServer).Grant(ctx, req.(*GrantRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Acl_Revoke_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AclServer).Revoke(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Acl_Revoke_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AclServer).Revoke(ctx, req.(*RevokeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Acl_ServiceDesc is the grpc.ServiceDesc for Acl service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Acl_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "dlock.v1.Acl",
+	HandlerType: (*AclServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Bootstrap",
+			Handler:    _Acl_Bootstrap_Handler,
+		},
+		{
+			MethodName: "WhoAmI",
+			Handler:    _Acl_WhoAmI_Handler,
+		},
+		{
+			MethodName: "AddPrincipal",
+			Handler:    _Acl_AddPrincipal_Handler,
+		},
+		{
+			MethodName: "RemovePrincipal",
+			Handler:    _Acl_RemovePrincipal_Handler,
+		},
+		{
+			MethodName: "ListPrincipals",
+			Handler:    _Acl_ListPrincipals_Handler,
+		},
+		{
+			MethodName: "CreateToken",
+			Handler:    _Acl_CreateToken_Handler,
+		},
+		{
+			MethodName: "RevokeToken",
+			Handler:    _Acl_RevokeToken_Handler,
+		},
+		{
+			MethodName: "Grant",
+			Handler:    _Acl_Grant_Handler,
+		},
+		{
+			MethodName: "Revoke",
+			Handler:    _Acl_Revoke_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "api/dlockv1/dlock.proto",
+}

@@ -59,3 +59,34 @@ const (
 	// non-voter, and adding it again promotes it.
 	ReasonNotCaughtUp = "NOT_CAUGHT_UP"
 )
+
+// Reasons of access control (nodes with auth.enabled; see the Acl service).
+const (
+	// ReasonUnauthenticated (Unauthenticated): the request carried no
+	// credentials the node accepts: no token and no verified client
+	// certificate, an unknown or malformed token, or a token sent without
+	// TLS to a node that does not allow that. Nothing was changed.
+	ReasonUnauthenticated = "UNAUTHENTICATED"
+	// ReasonPermissionDenied (PermissionDenied): the caller's principal has
+	// no rule that permits the request. Nothing was changed.
+	ReasonPermissionDenied = "PERMISSION_DENIED"
+	// ReasonAlreadyExists (AlreadyExists): the principal or token exists
+	// already, or access control was bootstrapped already. Nothing was
+	// changed.
+	ReasonAlreadyExists = "ALREADY_EXISTS"
+	// ReasonLastAdmin (FailedPrecondition): the change would leave no
+	// principal with the admin permission. Nothing was changed.
+	ReasonLastAdmin = "LAST_ADMIN"
+)
+
+// Permissions of an access rule (Rule.permission).
+const (
+	PermissionRead  = "read"
+	PermissionLock  = "lock"
+	PermissionWrite = "write"
+	PermissionAdmin = "admin"
+)
+
+// TokenPrefix starts every access token: "dlk_" then 43 base64url
+// characters (32 random bytes, unpadded).
+const TokenPrefix = "dlk_"

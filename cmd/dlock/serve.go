@@ -94,6 +94,7 @@ func serve(ctx context.Context, cfg *config.Config, logFormat string) error {
 		WriteTimeout: timing.ApplyTimeout + 4*timing.ElectionTimeout,
 		Logger:       logger,
 		TLS:          clientTLS,
+		Auth:         cfg.Auth,
 	})
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

@@ -28,7 +28,7 @@ const (
 // flags --endpoints, -o/--output and --timeout. Flag and argument errors of these commands are marked
 // as usage errors (see ExitCode).
 func AddClientCommands(root *cobra.Command) {
-	root.AddCommand(lockCommand(), kvCommand(), clusterCommand(), snapshotCommand())
+	root.AddCommand(lockCommand(), kvCommand(), clusterCommand(), snapshotCommand(), aclCommand())
 }
 
 // common are the persistent flags of a command group.
@@ -37,6 +37,7 @@ type common struct {
 	output    string
 	timeout   time.Duration
 	tls       tlsFlags
+	auth      authFlags
 }
 
 func defaultEndpoints() []string {
@@ -73,6 +74,7 @@ func group(use, short string, f *common) *cobra.Command {
 	pf.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	pf.DurationVar(&f.timeout, "timeout", 5*time.Second, "how long to wait for the cluster's answer")
 	addTLSFlags(pf, &f.tls)
+	f.auth.bind(pf)
 	return cmd
 }
 
@@ -111,9 +113,9 @@ func (f *common) run(cmd *cobra.Command, extra time.Duration,
 		return err
 	}
 	cmd.SilenceUsage = true
-	c, err := client.New(f.endpoints, append(tlsOpts, client.WithCallTimeout(f.timeout))...)
+	c, err := client.New(f.endpoints, append(append(tlsOpts, client.WithCallTimeout(f.timeout)), f.auth.options()...)...)
 	if err != nil {
-		return UsageError(err)
+		return UsageError(f.auth.explain(err))
 	}
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout+extra)

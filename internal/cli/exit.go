@@ -22,6 +22,8 @@ const (
 	ExitNotHeld = 4
 	// ExitUnavailable: no node answered, the cluster has no leader, or no answer came before --timeout.
 	ExitUnavailable = 5
+	// ExitDenied: access control refused the request: no valid credentials, or no rule permits it.
+	ExitDenied = 6
 )
 
 // usageError marks a mistake in how a command was invoked.
@@ -55,6 +57,8 @@ func ExitCode(err error) int {
 		return ExitNotFound
 	case isAny(err, notHeld):
 		return ExitNotHeld
+	case errors.Is(err, client.ErrUnauthenticated), errors.Is(err, client.ErrPermissionDenied):
+		return ExitDenied
 	case errors.Is(err, client.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return ExitUnavailable
 	default:

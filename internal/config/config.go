@@ -11,6 +11,7 @@ type Config struct {
 	Storage    StorageConfig `yaml:"storage"`
 	Limits     Limits        `yaml:"limits"`
 	TLS        TLSConfig     `yaml:"tls,omitempty"` // see tls.go
+	Auth       AuthConfig    `yaml:"auth,omitempty"`
 }
 
 // IDConfig names the cluster's members. Seed section.

@@ -38,6 +38,7 @@ func (c *Config) Validate() error {
 	c.validateStorage(&p)
 	c.validateLimits(&p)
 	c.validateTLS(&p)
+	c.validateAuth(&p)
 	return errors.Join(p...)
 }
 

@@ -48,6 +48,11 @@ func (s *State) command(c *fsmpb.Command) *fsmpb.Result {
 	if c == nil || c.Op == nil {
 		return invalid("command has no operation")
 	}
+	if c.Principal != "" {
+		if r := s.authorize(c); r != nil {
+			return s.deniedOrReplay(c, r)
+		}
+	}
 	if c.ClientId == "" || c.Seq == 0 || !dedupable(c) {
 		return s.exec(c)
 	}
@@ -111,6 +116,20 @@ func (s *State) exec(c *fsmpb.Command) *fsmpb.Result {
 		return s.put(op.Put)
 	case *fsmpb.Command_Delete:
 		return s.del(op.Delete)
+	case *fsmpb.Command_AclBootstrap:
+		return s.aclBootstrap(op.AclBootstrap)
+	case *fsmpb.Command_AclAddPrincipal:
+		return s.aclAddPrincipal(op.AclAddPrincipal)
+	case *fsmpb.Command_AclRemovePrincipal:
+		return s.aclRemovePrincipal(op.AclRemovePrincipal)
+	case *fsmpb.Command_AclAddToken:
+		return s.aclAddToken(op.AclAddToken)
+	case *fsmpb.Command_AclRemoveToken:
+		return s.aclRemoveToken(op.AclRemoveToken)
+	case *fsmpb.Command_AclGrant:
+		return s.aclGrant(op.AclGrant)
+	case *fsmpb.Command_AclRevoke:
+		return s.aclRevoke(op.AclRevoke)
 	}
 	return invalid("command has no operation")
 }

@@ -170,10 +170,49 @@ func (sc *script) command(s *State) *fsmpb.Command {
 		c = put(pickOf(sc.next(), fuzzKeys...), "vvvvv"[:sc.next()%6])
 	case 9:
 		c = del(pickOf(sc.next(), fuzzKeys...))
+	case 10:
+		c = sc.aclCommand()
 	default:
 		return sc.oddity()
 	}
+	// Now and then the command acts for a principal: access control checks
+	// it against the rules first.
+	c.Principal = pickOf(sc.next(), fuzzPrincipals...)
 	return sc.header(c)
+}
+
+// Access control alphabets: principals that collide (an empty one is a
+// command whose node checked nothing), token hashes of the right size and
+// not, token ids of them and not.
+var (
+	fuzzPrincipals = []string{"", "", "", "", "", "p", "q", "r", "", "p2345678", "p23456789", "\xff"}
+	fuzzHashes     = [][]byte{bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32), bytes.Repeat([]byte{3}, 32), nil, {1, 2}, bytes.Repeat([]byte{4}, 33)}
+	fuzzTokenIDs   = []string{"0101010101010101", "0202020202020202", "0909090909090909", "", "01"}
+	fuzzPrefixes   = []string{"", "L", "k", "", "L2345678", "L23456789", "\xfe"}
+)
+
+// aclCommand builds one access control command.
+func (sc *script) aclCommand() *fsmpb.Command {
+	who := pickOf(sc.next(), fuzzPrincipals...)
+	if who == "" && sc.next()%2 == 0 {
+		who = "p"
+	}
+	rule := &fsmpb.AclRule{Principal: who, Permission: fsmpb.Permission(sc.next() % 6), Prefix: pickOf(sc.next(), fuzzPrefixes...)}
+	switch sc.next() % 7 {
+	case 0:
+		return &fsmpb.Command{Op: &fsmpb.Command_AclBootstrap{AclBootstrap: &fsmpb.AclBootstrap{Principal: who, TokenHash: pickOf(sc.next(), fuzzHashes...)}}}
+	case 1:
+		return &fsmpb.Command{Op: &fsmpb.Command_AclAddPrincipal{AclAddPrincipal: &fsmpb.AclPrincipal{Name: who}}}
+	case 2:
+		return &fsmpb.Command{Op: &fsmpb.Command_AclRemovePrincipal{AclRemovePrincipal: &fsmpb.AclPrincipal{Name: who}}}
+	case 3:
+		return &fsmpb.Command{Op: &fsmpb.Command_AclAddToken{AclAddToken: &fsmpb.AclToken{Principal: who, TokenHash: pickOf(sc.next(), fuzzHashes...)}}}
+	case 4:
+		return &fsmpb.Command{Op: &fsmpb.Command_AclRemoveToken{AclRemoveToken: &fsmpb.AclToken{TokenId: pickOf(sc.next(), fuzzTokenIDs...)}}}
+	case 5:
+		return &fsmpb.Command{Op: &fsmpb.Command_AclGrant{AclGrant: rule}}
+	}
+	return &fsmpb.Command{Op: &fsmpb.Command_AclRevoke{AclRevoke: rule}}
 }
 
 // token picks a token for name: 0, the lock's current or last one, a
@@ -208,6 +247,13 @@ func (sc *script) oddity() *fsmpb.Command {
 		{Op: &fsmpb.Command_LeaderStart{}},
 		{Op: &fsmpb.Command_Put{}},
 		{Op: &fsmpb.Command_Delete{}},
+		{Op: &fsmpb.Command_AclBootstrap{}},
+		{Op: &fsmpb.Command_AclAddPrincipal{}},
+		{Op: &fsmpb.Command_AclRemovePrincipal{}},
+		{Op: &fsmpb.Command_AclAddToken{}},
+		{Op: &fsmpb.Command_AclRemoveToken{}},
+		{Op: &fsmpb.Command_AclGrant{}},
+		{Op: &fsmpb.Command_AclRevoke{}},
 	}
 	c := pickOf(sc.next(), ops...)
 	if c == nil {
@@ -248,11 +294,14 @@ func applyOne(t *testing.T, s *State, stamp, wall int64, c *fsmpb.Command) Outpu
 	if r.Replayed {
 		return out // a remembered answer, whatever this command's fields
 	}
-	if want := fieldVerdict(c, s.Limits()); r.Code != fsmpb.Code_STALE_REQUEST && !fits(r.Code, want) {
+	if r.Code == fsmpb.Code_DENIED && c.GetPrincipal() == "" {
+		t.Fatalf("%s: DENIED without a principal", fmtCommand(c))
+	}
+	if want := fieldVerdict(c, s.Limits()); r.Code != fsmpb.Code_STALE_REQUEST && r.Code != fsmpb.Code_DENIED && !fits(r.Code, want) {
 		t.Fatalf("%s: got %s (%s), want %s by its fields", fmtCommand(c), r.Code, r.Message, want)
 	}
 	switch r.Code {
-	case fsmpb.Code_INVALID, fsmpb.Code_LIMIT, fsmpb.Code_STALE_REQUEST:
+	case fsmpb.Code_INVALID, fsmpb.Code_LIMIT, fsmpb.Code_STALE_REQUEST, fsmpb.Code_DENIED:
 	default:
 		return out
 	}
@@ -263,7 +312,7 @@ func applyOne(t *testing.T, s *State, stamp, wall int64, c *fsmpb.Command) Outpu
 		t.Fatalf("%s: refused %s (%s), yet locks, keys or time changed", fmtCommand(c), r.Code, r.Message)
 	}
 	switch {
-	case !deduplicated(c, s.Limits()):
+	case !deduplicated(c, s.Limits()) || r.Code == fsmpb.Code_DENIED:
 		if !bytes.Equal(stateBytes(t, s, true), before) {
 			t.Fatalf("%s: refused %s (%s) without a client, yet the idempotency table changed", fmtCommand(c), r.Code, r.Message)
 		}
@@ -377,6 +426,22 @@ func fieldVerdict(c *fsmpb.Command, l Limits) fsmpb.Code {
 		vs = append(vs, idVerdict(op.Put.GetKey(), l.NameBytesMax))
 	case *fsmpb.Command_Delete:
 		vs = append(vs, idVerdict(op.Delete.GetKey(), l.NameBytesMax))
+	case *fsmpb.Command_AclBootstrap:
+		malformedIf(len(op.AclBootstrap.GetTokenHash()) != TokenHashBytes)
+		vs = append(vs, idVerdict(op.AclBootstrap.GetPrincipal(), l.OwnerBytesMax))
+	case *fsmpb.Command_AclAddPrincipal:
+		vs = append(vs, idVerdict(op.AclAddPrincipal.GetName(), l.OwnerBytesMax))
+	case *fsmpb.Command_AclRemovePrincipal:
+		vs = append(vs, idVerdict(op.AclRemovePrincipal.GetName(), l.OwnerBytesMax))
+	case *fsmpb.Command_AclAddToken:
+		malformedIf(len(op.AclAddToken.GetTokenHash()) != TokenHashBytes)
+		vs = append(vs, idVerdict(op.AclAddToken.GetPrincipal(), l.OwnerBytesMax))
+	case *fsmpb.Command_AclRemoveToken:
+		malformedIf(len(op.AclRemoveToken.GetTokenId()) != 16)
+	case *fsmpb.Command_AclGrant:
+		vs = append(vs, ruleVerdict(op.AclGrant, l)...)
+	case *fsmpb.Command_AclRevoke:
+		vs = append(vs, ruleVerdict(op.AclRevoke, l)...)
 	}
 	switch {
 	case slices.Contains(vs, fsmpb.Code_INVALID):
@@ -385,6 +450,21 @@ func fieldVerdict(c *fsmpb.Command, l Limits) fsmpb.Code {
 		return fsmpb.Code_LIMIT
 	}
 	return fsmpb.Code_OK
+}
+
+// ruleVerdict judges a grant or revoke: a permission of read, lock, write
+// or admin, admin only without a prefix, a prefix that is empty or a valid
+// name, and a principal.
+func ruleVerdict(r *fsmpb.AclRule, l Limits) []fsmpb.Code {
+	vs := []fsmpb.Code{idVerdict(r.GetPrincipal(), l.OwnerBytesMax)}
+	p := r.GetPermission()
+	if p < fsmpb.Permission_READ || p > fsmpb.Permission_ADMIN || (p == fsmpb.Permission_ADMIN && r.GetPrefix() != "") {
+		vs = append(vs, fsmpb.Code_INVALID)
+	}
+	if r.GetPrefix() != "" {
+		vs = append(vs, idVerdict(r.GetPrefix(), l.NameBytesMax))
+	}
+	return vs
 }
 
 // fits reports whether a fresh (not replayed) result agrees with the fields'

@@ -33,6 +33,13 @@
 // clients unseen for ClientIdleMax and released lock records idle for
 // LockIdleMax are forgotten.
 //
+// Access control (acl.go): principals, their rules and the SHA-256 of their
+// tokens are replicated state too. A command that names a principal
+// (Command.principal, set by nodes with access control on) applies only if
+// one of the principal's rules permits it; otherwise it gets DENIED (or, if
+// it is a retry of a command applied earlier, that command's remembered
+// result) and changes nothing.
+//
 // Malformed commands get INVALID and commands over a Limits ceiling get
 // LIMIT; neither changes anything. A broken invariant (a token that does not
 // grow, a duplicate waiter, a holder also queued) is a bug: it panics, naming

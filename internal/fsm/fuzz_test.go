@@ -63,6 +63,7 @@ func FuzzApplyBytes(f *testing.F) {
 // what it accepts snapshots back to a stream it accepts again, unchanged.
 func FuzzRestore(f *testing.F) {
 	f.Add(fuzzSeed(f))
+	f.Add(aclFuzzSeed(f))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := Restore(bytes.NewReader(data), testLimits())

@@ -3,6 +3,8 @@ package fsm
 import (
 	"container/heap"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/dlock-raft/dlock/internal/fsm/fsmpb"
 )
@@ -13,9 +15,10 @@ const (
 	phaseLocks
 	phaseKV
 	phaseClients
+	phasePrincipals
 )
 
-var phaseNames = [...]string{"header", "lock", "kv", "client"}
+var phaseNames = [...]string{"header", "lock", "kv", "client", "principal"}
 
 // rebuilder builds a State from snapshot records in stream order.
 type rebuilder struct {
@@ -56,6 +59,19 @@ func (b *rebuilder) add(rec *fsmpb.SnapshotRecord) error {
 			return err
 		}
 		return b.client(r.Client)
+	case *fsmpb.SnapshotRecord_Principal:
+		if b.hdr != nil && b.hdr.GetVersion() < snapshotVersion {
+			return corrupt("record %d: a principal record in a version %d snapshot", b.n, b.hdr.GetVersion())
+		}
+		if err := b.advance(phasePrincipals, r.Principal.GetName()); err != nil {
+			return err
+		}
+		p, err := principalOf(r.Principal)
+		if err != nil {
+			return err
+		}
+		b.s.principals[p.name] = p
+		return nil
 	}
 	return corrupt("record %d is empty", b.n)
 }
@@ -79,8 +95,8 @@ func (b *rebuilder) header(h *fsmpb.SnapshotHeader) error {
 	if b.phase != phaseHeader || b.hdr != nil {
 		return corrupt("record %d: header is not first", b.n)
 	}
-	if h.GetVersion() != snapshotVersion {
-		return corrupt("header version %d, want %d", h.GetVersion(), snapshotVersion)
+	if v := h.GetVersion(); v != snapshotVersionV1 && v != snapshotVersion {
+		return corrupt("header version %d, want %d or %d", v, snapshotVersionV1, snapshotVersion)
 	}
 	b.hdr, b.phase = h, phaseLocks
 	b.s.now, b.s.fence, b.s.lastPrune = h.GetNowNanos(), h.GetFence(), h.GetLastPruneNanos()
@@ -143,6 +159,17 @@ func (b *rebuilder) finish() (*State, error) {
 	want := [3]uint64{b.hdr.GetLocks(), b.hdr.GetKeys(), b.hdr.GetClients()}
 	if got != want {
 		return nil, corrupt("records (locks, keys, clients) = %v, header says %v", got, want)
+	}
+	if uint64(len(s.principals)) != b.hdr.GetPrincipals() {
+		return nil, corrupt("%d principal records, header says %d", len(s.principals), b.hdr.GetPrincipals())
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.principals)) {
+		for _, h := range s.principals[name].tokens {
+			if other, dup := s.tokens[h]; dup {
+				return nil, corrupt("token %s of principal %q also belongs to %q", TokenID(h), name, other)
+			}
+			s.tokens[h] = name
+		}
 	}
 	heap.Init(&s.expiry)
 	heap.Init(&s.idle)

@@ -70,7 +70,7 @@ var corruptRows = []struct {
 	{name: "no records", give: func([]*fsmpb.SnapshotRecord) []*fsmpb.SnapshotRecord { return nil }, want: "no header"},
 	{name: "no header", give: func(r []*fsmpb.SnapshotRecord) []*fsmpb.SnapshotRecord { return r[1:] }, want: "precedes the header"},
 	{name: "a second header", give: func(r []*fsmpb.SnapshotRecord) []*fsmpb.SnapshotRecord { return slices.Insert(r, recK, r[0]) }, want: "header is not first"},
-	{name: "an unknown version", give: edit(func(r []*fsmpb.SnapshotRecord) { hdr(r).Version = 2 }), want: "header version 2, want 1"},
+	{name: "an unknown version", give: edit(func(r []*fsmpb.SnapshotRecord) { hdr(r).Version = 3 }), want: "header version 3, want 1 or 2"},
 	{name: "an empty record", give: func(r []*fsmpb.SnapshotRecord) []*fsmpb.SnapshotRecord { return append(r, &fsmpb.SnapshotRecord{}) }, want: "record 6 is empty"},
 	{name: "locks out of order", give: edit(func(r []*fsmpb.SnapshotRecord) { r[recL], r[recM] = r[recM], r[recL] }), want: `lock "L" does not sort after "M"`},
 	{name: "a lock twice", give: func(r []*fsmpb.SnapshotRecord) []*fsmpb.SnapshotRecord { return slices.Insert(r, recM, r[recL]) }, want: `lock "L" does not sort after "L"`},

@@ -14,8 +14,14 @@ import (
 	"github.com/dlock-raft/dlock/internal/fsm/fsmpb"
 )
 
-// snapshotVersion is the SnapshotHeader.version this package writes and reads.
-const snapshotVersion = 1
+// Snapshot versions. Version 1 holds locks, keys and clients; version 2
+// adds principal records (access control). WriteSnapshot writes version 1
+// while no principal exists, so that a cluster that never turned access
+// control on writes the same bytes as before it existed; Restore reads both.
+const (
+	snapshotVersionV1 = 1
+	snapshotVersion   = 2
+)
 
 // recordSizeFloor is the least size a snapshot record may have on Restore,
 // so that a snapshot written under larger limits still restores.
@@ -50,8 +56,13 @@ func (s *State) WriteSnapshot(w io.Writer) error {
 // share strings, values and cached results with s, none of which is ever
 // modified in place.
 func (s *State) records(fn func(*fsmpb.SnapshotRecord) error) error {
+	version := uint32(snapshotVersionV1)
+	if len(s.principals) > 0 {
+		version = snapshotVersion
+	}
 	hdr := &fsmpb.SnapshotHeader{
-		Version:        snapshotVersion,
+		Version:        version,
+		Principals:     uint64(len(s.principals)),
 		NowNanos:       s.now,
 		Fence:          s.fence,
 		Locks:          uint64(len(s.locks)),
@@ -75,6 +86,11 @@ func (s *State) records(fn func(*fsmpb.SnapshotRecord) error) error {
 	}
 	for _, id := range slices.Sorted(maps.Keys(s.clients)) {
 		if err := fn(clientRecord(s.clients[id])); err != nil {
+			return err
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.principals)) {
+		if err := fn(principalRecord(s.principals[name])); err != nil {
 			return err
 		}
 	}
@@ -196,5 +212,6 @@ func (s *State) Clone() *State {
 		c.clients[cl.id] = cl
 		c.lru.items[i] = cl
 	}
+	s.cloneACL(c)
 	return c
 }

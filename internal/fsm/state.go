@@ -31,6 +31,9 @@ type State struct {
 	clients map[string]*client
 	lru     pq[*client] // every client, by (lastSeen, id)
 
+	principals map[string]*principal // access control (see acl.go)
+	tokens     map[[32]byte]string   // token hash to its principal's name
+
 	// Scratch valid only during Apply.
 	wall   int64   // the entry's wall clock, copied into grants for display
 	events []Event // what the entry's commands did, in order
@@ -106,6 +109,9 @@ func New(l Limits) *State {
 		locks:   make(map[string]*lock),
 		kv:      make(map[string][]byte),
 		clients: make(map[string]*client),
+
+		principals: make(map[string]*principal),
+		tokens:     make(map[[32]byte]string),
 	}
 	s.expiry = pq[*lock]{less: expiryLess, setIndex: func(l *lock, i int) { l.expiryAt = i }}
 	s.idle = pq[*lock]{less: idleLess, setIndex: func(l *lock, i int) { l.idleAt = i }}

@@ -21,7 +21,10 @@ func (s *State) verify() error {
 	if err := s.verifyKV(); err != nil {
 		return err
 	}
-	return s.verifyClients()
+	if err := s.verifyClients(); err != nil {
+		return err
+	}
+	return s.verifyACL()
 }
 
 // checkText is checkID without a size limit, as an error.

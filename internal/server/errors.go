@@ -30,6 +30,9 @@ var resultOutcomes = map[fsmpb.Code]outcome{
 	fsmpb.Code_LIMIT:          {codes.ResourceExhausted, dlockv1.ReasonLimit},
 	fsmpb.Code_STALE_REQUEST:  {codes.FailedPrecondition, dlockv1.ReasonStaleRequest},
 	fsmpb.Code_IGNORED:        {codes.FailedPrecondition, dlockv1.ReasonNotHeld},
+	fsmpb.Code_DENIED:         {codes.PermissionDenied, dlockv1.ReasonPermissionDenied},
+	fsmpb.Code_EXISTS:         {codes.AlreadyExists, dlockv1.ReasonAlreadyExists},
+	fsmpb.Code_LAST_ADMIN:     {codes.FailedPrecondition, dlockv1.ReasonLastAdmin},
 }
 
 // statusError builds a gRPC error carrying an ErrorInfo with the reason.

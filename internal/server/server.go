@@ -1,6 +1,6 @@
 // Package server serves dlock's client API over gRPC on top of a node:
-// request validation, the error table, server-side waiting for grants, and
-// a cap on requests in flight.
+// request validation, the error table, server-side waiting for grants, a
+// cap on requests in flight, and access control (auth.go).
 package server
 
 import (
@@ -50,9 +50,11 @@ type Options struct {
 	// each call's verified certificate in its peer.AuthInfo
 	// (credentials.TLSInfo). Default nil: plaintext.
 	TLS *tls.Config
+	// Auth turns access control on (see auth.go).
+	Auth config.AuthConfig
 }
 
-// Server implements the Lock, KV and Cluster services.
+// Server implements the Lock, KV, Cluster and Acl services.
 type Server struct {
 	node    Node
 	waiters *Waiters
@@ -79,11 +81,13 @@ func New(n Node, waiters *Waiters, opts Options) *Server {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	sopts := []grpc.ServerOption{grpc.UnaryInterceptor(s.limitInflight)}
+	sopts := []grpc.ServerOption{grpc.UnaryInterceptor(s.limitInflight),
+		grpc.ChainUnaryInterceptor(s.authUnary), grpc.ChainStreamInterceptor(s.authStream)}
 	if opts.TLS != nil {
 		sopts = append(sopts, grpc.Creds(credentials.NewTLS(opts.TLS)))
 	}
 	s.grpc = grpc.NewServer(sopts...)
+	dlockv1.RegisterAclServer(s.grpc, aclService{Server: s})
 	dlockv1.RegisterLockServer(s.grpc, lockService{Server: s})
 	dlockv1.RegisterKVServer(s.grpc, kvService{Server: s})
 	dlockv1.RegisterClusterServer(s.grpc, clusterService{Server: s})
@@ -144,8 +148,10 @@ func (s *Server) writeCtx(ctx context.Context) (context.Context, context.CancelF
 	return context.WithTimeout(ctx, s.opts.WriteTimeout)
 }
 
-// propose1 commits one command and returns its result.
+// propose1 commits one command and returns its result. The command acts
+// for the caller's principal, if access control identified one.
 func (s *Server) propose1(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, uint64, error) {
+	cmd.Principal = identityOf(ctx).principal
 	wctx, cancel := s.writeCtx(ctx)
 	defer cancel()
 	res, idx, err := s.node.Propose(wctx, []*fsmpb.Command{cmd})
@@ -155,14 +161,21 @@ func (s *Server) propose1(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Resul
 	return res[0], idx, nil
 }
 
-// read runs fn on a linearizable (or, if stale, local) view of the state.
+// read runs fn on a linearizable (or, if stale, local) view of the state,
+// unless that view does not permit the caller's access (see auth.go).
 func (s *Server) read(ctx context.Context, stale bool, fn func(st *fsm.State)) error {
 	wctx, cancel := s.writeCtx(ctx)
 	defer cancel()
-	if err := s.node.Read(wctx, stale, fn); err != nil {
+	a, _ := ctx.Value(accessKey{}).(*access)
+	var denied error
+	if err := s.node.Read(wctx, stale, func(st *fsm.State) {
+		if denied = a.denied(st); denied == nil {
+			fn(st)
+		}
+	}); err != nil {
 		return boundedError(ctx, err)
 	}
-	return nil
+	return denied
 }
 
 // boundedError maps a failure under the write timeout. If the caller's own

@@ -162,7 +162,7 @@ func (c *InProcess) start(i int) error {
 		ln.Close()
 		return fmt.Errorf("start node %d: %w", cfg.ID.SelfID, err)
 	}
-	s := server.New(n, waiters, server.Options{Limits: cfg.Limits, Logger: logger, TLS: clientTLS})
+	s := server.New(n, waiters, server.Options{Limits: cfg.Limits, Logger: logger, TLS: clientTLS, Auth: cfg.Auth})
 	served := make(chan struct{})
 	c.mu.Lock()
 	c.nodes[i], c.servers[i], c.served[i] = n, s, served

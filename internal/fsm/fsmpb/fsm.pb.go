@@ -24,6 +24,67 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Permission is what an access rule grants on the names under its prefix.
+type Permission int32
+
+const (
+	Permission_PERMISSION_UNSPECIFIED Permission = 0
+	// READ: query and list locks, get and list keys.
+	Permission_READ Permission = 1
+	// LOCK: acquire, renew and release locks.
+	Permission_LOCK Permission = 2
+	// WRITE: put and delete keys.
+	Permission_WRITE Permission = 3
+	// ADMIN: everything, on every name, plus cluster operations and access
+	// control management. Its prefix is always empty.
+	Permission_ADMIN Permission = 4
+)
+
+// Enum value maps for Permission.
+var (
+	Permission_name = map[int32]string{
+		0: "PERMISSION_UNSPECIFIED",
+		1: "READ",
+		2: "LOCK",
+		3: "WRITE",
+		4: "ADMIN",
+	}
+	Permission_value = map[string]int32{
+		"PERMISSION_UNSPECIFIED": 0,
+		"READ":                   1,
+		"LOCK":                   2,
+		"WRITE":                  3,
+		"ADMIN":                  4,
+	}
+)
+
+func (x Permission) Enum() *Permission {
+	p := new(Permission)
+	*p = x
+	return p
+}
+
+func (x Permission) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Permission) Descriptor() protoreflect.EnumDescriptor {
+	return file_internal_fsm_fsmpb_fsm_proto_enumTypes[0].Descriptor()
+}
+
+func (Permission) Type() protoreflect.EnumType {
+	return &file_internal_fsm_fsmpb_fsm_proto_enumTypes[0]
+}
+
+func (x Permission) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Permission.Descriptor instead.
+func (Permission) EnumDescriptor() ([]byte, []int) {
+	return file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{0}
+}
+
 type Code int32
 
 const (
@@ -48,6 +109,14 @@ const (
 	Code_STALE_REQUEST Code = 9
 	// IGNORED: an Expire or Withdraw that no longer applies (harmless).
 	Code_IGNORED Code = 10
+	// DENIED: the command's principal is not permitted to do it.
+	Code_DENIED Code = 11
+	// EXISTS: the principal, token or rule exists already, or access control
+	// was bootstrapped already.
+	Code_EXISTS Code = 12
+	// LAST_ADMIN: the command would leave no principal with the admin
+	// permission.
+	Code_LAST_ADMIN Code = 13
 )
 
 // Enum value maps for Code.
@@ -64,6 +133,9 @@ var (
 		8:  "LIMIT",
 		9:  "STALE_REQUEST",
 		10: "IGNORED",
+		11: "DENIED",
+		12: "EXISTS",
+		13: "LAST_ADMIN",
 	}
 	Code_value = map[string]int32{
 		"OK":             0,
@@ -77,6 +149,9 @@ var (
 		"LIMIT":          8,
 		"STALE_REQUEST":  9,
 		"IGNORED":        10,
+		"DENIED":         11,
+		"EXISTS":         12,
+		"LAST_ADMIN":     13,
 	}
 )
 
@@ -91,11 +166,11 @@ func (x Code) String() string {
 }
 
 func (Code) Descriptor() protoreflect.EnumDescriptor {
-	return file_internal_fsm_fsmpb_fsm_proto_enumTypes[0].Descriptor()
+	return file_internal_fsm_fsmpb_fsm_proto_enumTypes[1].Descriptor()
 }
 
 func (Code) Type() protoreflect.EnumType {
-	return &file_internal_fsm_fsmpb_fsm_proto_enumTypes[0]
+	return &file_internal_fsm_fsmpb_fsm_proto_enumTypes[1]
 }
 
 func (x Code) Number() protoreflect.EnumNumber {
@@ -104,7 +179,7 @@ func (x Code) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Code.Descriptor instead.
 func (Code) EnumDescriptor() ([]byte, []int) {
-	return file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{0}
+	return file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{1}
 }
 
 // Entry is one Raft log entry: a batch of commands stamped with one cluster time.
@@ -180,6 +255,12 @@ type Command struct {
 	// acked_below: the client has the answers of all its seqs below this one;
 	// their results are forgotten and those seqs refused from now on.
 	AckedBelow uint64 `protobuf:"varint,3,opt,name=acked_below,json=ackedBelow,proto3" json:"acked_below,omitempty"`
+	// principal, when set, is the authenticated principal the command acts
+	// for (access control is on): the state machine applies the command only
+	// if that principal's rules permit it, and answers DENIED otherwise,
+	// before deduplication and without changing anything. Empty: the node
+	// did not check access (access control off, or the node's own commands).
+	Principal string `protobuf:"bytes,4,opt,name=principal,proto3" json:"principal,omitempty"`
 	// Types that are valid to be assigned to Op:
 	//
 	//	*Command_Acquire
@@ -190,6 +271,13 @@ type Command struct {
 	//	*Command_LeaderStart
 	//	*Command_Put
 	//	*Command_Delete
+	//	*Command_AclBootstrap
+	//	*Command_AclAddPrincipal
+	//	*Command_AclRemovePrincipal
+	//	*Command_AclAddToken
+	//	*Command_AclRemoveToken
+	//	*Command_AclGrant
+	//	*Command_AclRevoke
 	Op            isCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -244,6 +332,13 @@ func (x *Command) GetAckedBelow() uint64 {
 		return x.AckedBelow
 	}
 	return 0
+}
+
+func (x *Command) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
 }
 
 func (x *Command) GetOp() isCommand_Op {
@@ -325,6 +420,69 @@ func (x *Command) GetDelete() *Delete {
 	return nil
 }
 
+func (x *Command) GetAclBootstrap() *AclBootstrap {
+	if x != nil {
+		if x, ok := x.Op.(*Command_AclBootstrap); ok {
+			return x.AclBootstrap
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetAclAddPrincipal() *AclPrincipal {
+	if x != nil {
+		if x, ok := x.Op.(*Command_AclAddPrincipal); ok {
+			return x.AclAddPrincipal
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetAclRemovePrincipal() *AclPrincipal {
+	if x != nil {
+		if x, ok := x.Op.(*Command_AclRemovePrincipal); ok {
+			return x.AclRemovePrincipal
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetAclAddToken() *AclToken {
+	if x != nil {
+		if x, ok := x.Op.(*Command_AclAddToken); ok {
+			return x.AclAddToken
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetAclRemoveToken() *AclToken {
+	if x != nil {
+		if x, ok := x.Op.(*Command_AclRemoveToken); ok {
+			return x.AclRemoveToken
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetAclGrant() *AclRule {
+	if x != nil {
+		if x, ok := x.Op.(*Command_AclGrant); ok {
+			return x.AclGrant
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetAclRevoke() *AclRule {
+	if x != nil {
+		if x, ok := x.Op.(*Command_AclRevoke); ok {
+			return x.AclRevoke
+		}
+	}
+	return nil
+}
+
 type isCommand_Op interface {
 	isCommand_Op()
 }
@@ -361,6 +519,34 @@ type Command_Delete struct {
 	Delete *Delete `protobuf:"bytes,17,opt,name=delete,proto3,oneof"`
 }
 
+type Command_AclBootstrap struct {
+	AclBootstrap *AclBootstrap `protobuf:"bytes,18,opt,name=acl_bootstrap,json=aclBootstrap,proto3,oneof"`
+}
+
+type Command_AclAddPrincipal struct {
+	AclAddPrincipal *AclPrincipal `protobuf:"bytes,19,opt,name=acl_add_principal,json=aclAddPrincipal,proto3,oneof"`
+}
+
+type Command_AclRemovePrincipal struct {
+	AclRemovePrincipal *AclPrincipal `protobuf:"bytes,20,opt,name=acl_remove_principal,json=aclRemovePrincipal,proto3,oneof"`
+}
+
+type Command_AclAddToken struct {
+	AclAddToken *AclToken `protobuf:"bytes,21,opt,name=acl_add_token,json=aclAddToken,proto3,oneof"`
+}
+
+type Command_AclRemoveToken struct {
+	AclRemoveToken *AclToken `protobuf:"bytes,22,opt,name=acl_remove_token,json=aclRemoveToken,proto3,oneof"`
+}
+
+type Command_AclGrant struct {
+	AclGrant *AclRule `protobuf:"bytes,23,opt,name=acl_grant,json=aclGrant,proto3,oneof"`
+}
+
+type Command_AclRevoke struct {
+	AclRevoke *AclRule `protobuf:"bytes,24,opt,name=acl_revoke,json=aclRevoke,proto3,oneof"`
+}
+
 func (*Command_Acquire) isCommand_Op() {}
 
 func (*Command_Renew) isCommand_Op() {}
@@ -376,6 +562,20 @@ func (*Command_LeaderStart) isCommand_Op() {}
 func (*Command_Put) isCommand_Op() {}
 
 func (*Command_Delete) isCommand_Op() {}
+
+func (*Command_AclBootstrap) isCommand_Op() {}
+
+func (*Command_AclAddPrincipal) isCommand_Op() {}
+
+func (*Command_AclRemovePrincipal) isCommand_Op() {}
+
+func (*Command_AclAddToken) isCommand_Op() {}
+
+func (*Command_AclRemoveToken) isCommand_Op() {}
+
+func (*Command_AclGrant) isCommand_Op() {}
+
+func (*Command_AclRevoke) isCommand_Op() {}
 
 type Acquire struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -859,6 +1059,231 @@ func (x *Delete) GetKey() string {
 	return ""
 }
 
+// AclBootstrap creates the first principal with the admin permission and
+// one token. It applies only while no principal exists.
+type AclBootstrap struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Principal string                 `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	// token_hash is the SHA-256 of the token; the token itself is never
+	// replicated.
+	TokenHash     []byte `protobuf:"bytes,2,opt,name=token_hash,json=tokenHash,proto3" json:"token_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AclBootstrap) Reset() {
+	*x = AclBootstrap{}
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AclBootstrap) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AclBootstrap) ProtoMessage() {}
+
+func (x *AclBootstrap) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AclBootstrap.ProtoReflect.Descriptor instead.
+func (*AclBootstrap) Descriptor() ([]byte, []int) {
+	return file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *AclBootstrap) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *AclBootstrap) GetTokenHash() []byte {
+	if x != nil {
+		return x.TokenHash
+	}
+	return nil
+}
+
+type AclPrincipal struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AclPrincipal) Reset() {
+	*x = AclPrincipal{}
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AclPrincipal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AclPrincipal) ProtoMessage() {}
+
+func (x *AclPrincipal) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AclPrincipal.ProtoReflect.Descriptor instead.
+func (*AclPrincipal) Descriptor() ([]byte, []int) {
+	return file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *AclPrincipal) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// AclToken adds a token to a principal (principal and token_hash), or
+// removes one (token_id alone).
+type AclToken struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Principal string                 `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	TokenHash []byte                 `protobuf:"bytes,2,opt,name=token_hash,json=tokenHash,proto3" json:"token_hash,omitempty"`
+	// token_id names a token: the hex of the first 8 bytes of its hash.
+	TokenId       string `protobuf:"bytes,3,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AclToken) Reset() {
+	*x = AclToken{}
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AclToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AclToken) ProtoMessage() {}
+
+func (x *AclToken) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AclToken.ProtoReflect.Descriptor instead.
+func (*AclToken) Descriptor() ([]byte, []int) {
+	return file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *AclToken) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *AclToken) GetTokenHash() []byte {
+	if x != nil {
+		return x.TokenHash
+	}
+	return nil
+}
+
+func (x *AclToken) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+type AclRule struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Principal  string                 `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	Permission Permission             `protobuf:"varint,2,opt,name=permission,proto3,enum=dlock.fsm.v1.Permission" json:"permission,omitempty"`
+	// prefix: the rule covers every lock name and key that starts with it;
+	// empty covers all.
+	Prefix        string `protobuf:"bytes,3,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AclRule) Reset() {
+	*x = AclRule{}
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AclRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AclRule) ProtoMessage() {}
+
+func (x *AclRule) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AclRule.ProtoReflect.Descriptor instead.
+func (*AclRule) Descriptor() ([]byte, []int) {
+	return file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *AclRule) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *AclRule) GetPermission() Permission {
+	if x != nil {
+		return x.Permission
+	}
+	return Permission_PERMISSION_UNSPECIFIED
+}
+
+func (x *AclRule) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
 type Result struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	Code              Code                   `protobuf:"varint,1,opt,name=code,proto3,enum=dlock.fsm.v1.Code" json:"code,omitempty"`
@@ -894,7 +1319,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[10]
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -906,7 +1331,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[10]
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -919,7 +1344,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{10}
+	return file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Result) GetCode() Code {
@@ -1029,6 +1454,7 @@ type SnapshotRecord struct {
 	//	*SnapshotRecord_Lock
 	//	*SnapshotRecord_Kv
 	//	*SnapshotRecord_Client
+	//	*SnapshotRecord_Principal
 	Rec           isSnapshotRecord_Rec `protobuf_oneof:"rec"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1036,7 +1462,7 @@ type SnapshotRecord struct {
 
 func (x *SnapshotRecord) Reset() {
 	*x = SnapshotRecord{}
-	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[11]
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1048,7 +1474,7 @@ func (x *SnapshotRecord) String() string {
 func (*SnapshotRecord) ProtoMessage() {}
 
 func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[11]
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1061,7 +1487,7 @@ func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRecord.ProtoReflect.Descriptor instead.
 func (*SnapshotRecord) Descriptor() ([]byte, []int) {
-	return file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{11}
+	return file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SnapshotRecord) GetRec() isSnapshotRecord_Rec {
@@ -1107,6 +1533,15 @@ func (x *SnapshotRecord) GetClient() *ClientRecord {
 	return nil
 }
 
+func (x *SnapshotRecord) GetPrincipal() *PrincipalRecord {
+	if x != nil {
+		if x, ok := x.Rec.(*SnapshotRecord_Principal); ok {
+			return x.Principal
+		}
+	}
+	return nil
+}
+
 type isSnapshotRecord_Rec interface {
 	isSnapshotRecord_Rec()
 }
@@ -1127,6 +1562,10 @@ type SnapshotRecord_Client struct {
 	Client *ClientRecord `protobuf:"bytes,4,opt,name=client,proto3,oneof"`
 }
 
+type SnapshotRecord_Principal struct {
+	Principal *PrincipalRecord `protobuf:"bytes,5,opt,name=principal,proto3,oneof"`
+}
+
 func (*SnapshotRecord_Header) isSnapshotRecord_Rec() {}
 
 func (*SnapshotRecord_Lock) isSnapshotRecord_Rec() {}
@@ -1134,6 +1573,8 @@ func (*SnapshotRecord_Lock) isSnapshotRecord_Rec() {}
 func (*SnapshotRecord_Kv) isSnapshotRecord_Rec() {}
 
 func (*SnapshotRecord_Client) isSnapshotRecord_Rec() {}
+
+func (*SnapshotRecord_Principal) isSnapshotRecord_Rec() {}
 
 type SnapshotHeader struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -1144,13 +1585,15 @@ type SnapshotHeader struct {
 	Keys           uint64                 `protobuf:"varint,5,opt,name=keys,proto3" json:"keys,omitempty"`
 	Clients        uint64                 `protobuf:"varint,6,opt,name=clients,proto3" json:"clients,omitempty"`
 	LastPruneNanos int64                  `protobuf:"varint,7,opt,name=last_prune_nanos,json=lastPruneNanos,proto3" json:"last_prune_nanos,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// principals counts the PrincipalRecords (version 2 only).
+	Principals    uint64 `protobuf:"varint,8,opt,name=principals,proto3" json:"principals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[12]
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1162,7 +1605,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[12]
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1175,7 +1618,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{12}
+	return file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SnapshotHeader) GetVersion() uint32 {
@@ -1227,6 +1670,13 @@ func (x *SnapshotHeader) GetLastPruneNanos() int64 {
 	return 0
 }
 
+func (x *SnapshotHeader) GetPrincipals() uint64 {
+	if x != nil {
+		return x.Principals
+	}
+	return 0
+}
+
 type LockRecord struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1243,7 +1693,7 @@ type LockRecord struct {
 
 func (x *LockRecord) Reset() {
 	*x = LockRecord{}
-	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[13]
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1255,7 +1705,7 @@ func (x *LockRecord) String() string {
 func (*LockRecord) ProtoMessage() {}
 
 func (x *LockRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[13]
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1268,7 +1718,7 @@ func (x *LockRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockRecord.ProtoReflect.Descriptor instead.
 func (*LockRecord) Descriptor() ([]byte, []int) {
-	return file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{13}
+	return file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *LockRecord) GetName() string {
@@ -1330,7 +1780,7 @@ type Hold struct {
 
 func (x *Hold) Reset() {
 	*x = Hold{}
-	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[14]
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1342,7 +1792,7 @@ func (x *Hold) String() string {
 func (*Hold) ProtoMessage() {}
 
 func (x *Hold) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[14]
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1355,7 +1805,7 @@ func (x *Hold) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hold.ProtoReflect.Descriptor instead.
 func (*Hold) Descriptor() ([]byte, []int) {
-	return file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{14}
+	return file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Hold) GetOwner() string {
@@ -1421,7 +1871,7 @@ type Waiter struct {
 
 func (x *Waiter) Reset() {
 	*x = Waiter{}
-	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[15]
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1433,7 +1883,7 @@ func (x *Waiter) String() string {
 func (*Waiter) ProtoMessage() {}
 
 func (x *Waiter) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[15]
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1446,7 +1896,7 @@ func (x *Waiter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Waiter.ProtoReflect.Descriptor instead.
 func (*Waiter) Descriptor() ([]byte, []int) {
-	return file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{15}
+	return file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Waiter) GetOwner() string {
@@ -1484,6 +1934,69 @@ func (x *Waiter) GetClaims() []uint64 {
 	return nil
 }
 
+// PrincipalRecord is one principal of access control, with its rules (by
+// permission, then prefix) and the SHA-256 hashes of its tokens (ascending).
+// Principal records follow the client records, by name (version 2).
+type PrincipalRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Rules         []*AclRule             `protobuf:"bytes,2,rep,name=rules,proto3" json:"rules,omitempty"`
+	TokenHashes   [][]byte               `protobuf:"bytes,3,rep,name=token_hashes,json=tokenHashes,proto3" json:"token_hashes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrincipalRecord) Reset() {
+	*x = PrincipalRecord{}
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrincipalRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrincipalRecord) ProtoMessage() {}
+
+func (x *PrincipalRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrincipalRecord.ProtoReflect.Descriptor instead.
+func (*PrincipalRecord) Descriptor() ([]byte, []int) {
+	return file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *PrincipalRecord) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PrincipalRecord) GetRules() []*AclRule {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+func (x *PrincipalRecord) GetTokenHashes() [][]byte {
+	if x != nil {
+		return x.TokenHashes
+	}
+	return nil
+}
+
 type KVRecord struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -1494,7 +2007,7 @@ type KVRecord struct {
 
 func (x *KVRecord) Reset() {
 	*x = KVRecord{}
-	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[16]
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1506,7 +2019,7 @@ func (x *KVRecord) String() string {
 func (*KVRecord) ProtoMessage() {}
 
 func (x *KVRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[16]
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1519,7 +2032,7 @@ func (x *KVRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVRecord.ProtoReflect.Descriptor instead.
 func (*KVRecord) Descriptor() ([]byte, []int) {
-	return file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
+	return file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *KVRecord) GetKey() string {
@@ -1549,7 +2062,7 @@ type ClientRecord struct {
 
 func (x *ClientRecord) Reset() {
 	*x = ClientRecord{}
-	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[17]
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1561,7 +2074,7 @@ func (x *ClientRecord) String() string {
 func (*ClientRecord) ProtoMessage() {}
 
 func (x *ClientRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[17]
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1574,7 +2087,7 @@ func (x *ClientRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientRecord.ProtoReflect.Descriptor instead.
 func (*ClientRecord) Descriptor() ([]byte, []int) {
-	return file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{17}
+	return file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ClientRecord) GetClientId() string {
@@ -1622,7 +2135,7 @@ type CachedResult struct {
 
 func (x *CachedResult) Reset() {
 	*x = CachedResult{}
-	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[18]
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1634,7 +2147,7 @@ func (x *CachedResult) String() string {
 func (*CachedResult) ProtoMessage() {}
 
 func (x *CachedResult) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[18]
+	mi := &file_internal_fsm_fsmpb_fsm_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1647,7 +2160,7 @@ func (x *CachedResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CachedResult.ProtoReflect.Descriptor instead.
 func (*CachedResult) Descriptor() ([]byte, []int) {
-	return file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{18}
+	return file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CachedResult) GetSeq() uint64 {
@@ -1672,12 +2185,13 @@ const file_internal_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05Entry\x12\x1b\n" +
 	"\tnow_nanos\x18\x01 \x01(\x03R\bnowNanos\x12&\n" +
 	"\x0fwall_unix_nanos\x18\x02 \x01(\x03R\rwallUnixNanos\x121\n" +
-	"\bcommands\x18\x03 \x03(\v2\x15.dlock.fsm.v1.CommandR\bcommands\"\xef\x03\n" +
+	"\bcommands\x18\x03 \x03(\v2\x15.dlock.fsm.v1.CommandR\bcommands\"\xda\a\n" +
 	"\aCommand\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x1f\n" +
 	"\vacked_below\x18\x03 \x01(\x04R\n" +
-	"ackedBelow\x121\n" +
+	"ackedBelow\x12\x1c\n" +
+	"\tprincipal\x18\x04 \x01(\tR\tprincipal\x121\n" +
 	"\aacquire\x18\n" +
 	" \x01(\v2\x15.dlock.fsm.v1.AcquireH\x00R\aacquire\x12+\n" +
 	"\x05renew\x18\v \x01(\v2\x13.dlock.fsm.v1.RenewH\x00R\x05renew\x121\n" +
@@ -1686,7 +2200,15 @@ const file_internal_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x06expire\x18\x0e \x01(\v2\x14.dlock.fsm.v1.ExpireH\x00R\x06expire\x12>\n" +
 	"\fleader_start\x18\x0f \x01(\v2\x19.dlock.fsm.v1.LeaderStartH\x00R\vleaderStart\x12%\n" +
 	"\x03put\x18\x10 \x01(\v2\x11.dlock.fsm.v1.PutH\x00R\x03put\x12.\n" +
-	"\x06delete\x18\x11 \x01(\v2\x14.dlock.fsm.v1.DeleteH\x00R\x06deleteB\x04\n" +
+	"\x06delete\x18\x11 \x01(\v2\x14.dlock.fsm.v1.DeleteH\x00R\x06delete\x12A\n" +
+	"\racl_bootstrap\x18\x12 \x01(\v2\x1a.dlock.fsm.v1.AclBootstrapH\x00R\faclBootstrap\x12H\n" +
+	"\x11acl_add_principal\x18\x13 \x01(\v2\x1a.dlock.fsm.v1.AclPrincipalH\x00R\x0faclAddPrincipal\x12N\n" +
+	"\x14acl_remove_principal\x18\x14 \x01(\v2\x1a.dlock.fsm.v1.AclPrincipalH\x00R\x12aclRemovePrincipal\x12<\n" +
+	"\racl_add_token\x18\x15 \x01(\v2\x16.dlock.fsm.v1.AclTokenH\x00R\vaclAddToken\x12B\n" +
+	"\x10acl_remove_token\x18\x16 \x01(\v2\x16.dlock.fsm.v1.AclTokenH\x00R\x0eaclRemoveToken\x124\n" +
+	"\tacl_grant\x18\x17 \x01(\v2\x15.dlock.fsm.v1.AclRuleH\x00R\baclGrant\x126\n" +
+	"\n" +
+	"acl_revoke\x18\x18 \x01(\v2\x15.dlock.fsm.v1.AclRuleH\x00R\taclRevokeB\x04\n" +
 	"\x02op\"\x9b\x01\n" +
 	"\aAcquire\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
@@ -1718,7 +2240,24 @@ const file_internal_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"\x1a\n" +
 	"\x06Delete\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\"\xab\x03\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\"K\n" +
+	"\fAclBootstrap\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x1d\n" +
+	"\n" +
+	"token_hash\x18\x02 \x01(\fR\ttokenHash\"\"\n" +
+	"\fAclPrincipal\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"b\n" +
+	"\bAclToken\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x1d\n" +
+	"\n" +
+	"token_hash\x18\x02 \x01(\fR\ttokenHash\x12\x19\n" +
+	"\btoken_id\x18\x03 \x01(\tR\atokenId\"y\n" +
+	"\aAclRule\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x128\n" +
+	"\n" +
+	"permission\x18\x02 \x01(\x0e2\x18.dlock.fsm.v1.PermissionR\n" +
+	"permission\x12\x16\n" +
+	"\x06prefix\x18\x03 \x01(\tR\x06prefix\"\xab\x03\n" +
 	"\x06Result\x12&\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x12.dlock.fsm.v1.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
@@ -1738,13 +2277,14 @@ const file_internal_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"superseded\x18\r \x03(\x04R\n" +
 	"superseded\x12\x1f\n" +
 	"\vattempt_try\x18\x0e \x01(\rR\n" +
-	"attemptTry\"\xdf\x01\n" +
+	"attemptTry\"\x9e\x02\n" +
 	"\x0eSnapshotRecord\x126\n" +
 	"\x06header\x18\x01 \x01(\v2\x1c.dlock.fsm.v1.SnapshotHeaderH\x00R\x06header\x12.\n" +
 	"\x04lock\x18\x02 \x01(\v2\x18.dlock.fsm.v1.LockRecordH\x00R\x04lock\x12(\n" +
 	"\x02kv\x18\x03 \x01(\v2\x16.dlock.fsm.v1.KVRecordH\x00R\x02kv\x124\n" +
-	"\x06client\x18\x04 \x01(\v2\x1a.dlock.fsm.v1.ClientRecordH\x00R\x06clientB\x05\n" +
-	"\x03rec\"\xcb\x01\n" +
+	"\x06client\x18\x04 \x01(\v2\x1a.dlock.fsm.v1.ClientRecordH\x00R\x06client\x12=\n" +
+	"\tprincipal\x18\x05 \x01(\v2\x1d.dlock.fsm.v1.PrincipalRecordH\x00R\tprincipalB\x05\n" +
+	"\x03rec\"\xeb\x01\n" +
 	"\x0eSnapshotHeader\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1b\n" +
 	"\tnow_nanos\x18\x02 \x01(\x03R\bnowNanos\x12\x14\n" +
@@ -1752,7 +2292,10 @@ const file_internal_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05locks\x18\x04 \x01(\x04R\x05locks\x12\x12\n" +
 	"\x04keys\x18\x05 \x01(\x04R\x04keys\x12\x18\n" +
 	"\aclients\x18\x06 \x01(\x04R\aclients\x12(\n" +
-	"\x10last_prune_nanos\x18\a \x01(\x03R\x0elastPruneNanos\"\xdd\x01\n" +
+	"\x10last_prune_nanos\x18\a \x01(\x03R\x0elastPruneNanos\x12\x1e\n" +
+	"\n" +
+	"principals\x18\b \x01(\x04R\n" +
+	"principals\"\xdd\x01\n" +
 	"\n" +
 	"LockRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12&\n" +
@@ -1774,7 +2317,11 @@ const file_internal_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\tttl_nanos\x18\x02 \x01(\x03R\bttlNanos\x12%\n" +
 	"\x0edeadline_nanos\x18\x03 \x01(\x03R\rdeadlineNanos\x12%\n" +
 	"\x0eenqueued_nanos\x18\x04 \x01(\x03R\renqueuedNanos\x12\x16\n" +
-	"\x06claims\x18\x05 \x03(\x04R\x06claims\"2\n" +
+	"\x06claims\x18\x05 \x03(\x04R\x06claims\"u\n" +
+	"\x0fPrincipalRecord\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
+	"\x05rules\x18\x02 \x03(\v2\x15.dlock.fsm.v1.AclRuleR\x05rules\x12!\n" +
+	"\ftoken_hashes\x18\x03 \x03(\fR\vtokenHashes\"2\n" +
 	"\bKVRecord\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"\xcb\x01\n" +
@@ -1788,7 +2335,14 @@ const file_internal_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"evictedMax\"N\n" +
 	"\fCachedResult\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12,\n" +
-	"\x06result\x18\x02 \x01(\v2\x14.dlock.fsm.v1.ResultR\x06result*\xa2\x01\n" +
+	"\x06result\x18\x02 \x01(\v2\x14.dlock.fsm.v1.ResultR\x06result*R\n" +
+	"\n" +
+	"Permission\x12\x1a\n" +
+	"\x16PERMISSION_UNSPECIFIED\x10\x00\x12\b\n" +
+	"\x04READ\x10\x01\x12\b\n" +
+	"\x04LOCK\x10\x02\x12\t\n" +
+	"\x05WRITE\x10\x03\x12\t\n" +
+	"\x05ADMIN\x10\x04*\xca\x01\n" +
 	"\x04Code\x12\x06\n" +
 	"\x02OK\x10\x00\x12\v\n" +
 	"\aINVALID\x10\x01\x12\n" +
@@ -1803,7 +2357,13 @@ const file_internal_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x05LIMIT\x10\b\x12\x11\n" +
 	"\rSTALE_REQUEST\x10\t\x12\v\n" +
 	"\aIGNORED\x10\n" +
-	"B6Z4github.com/dlock-raft/dlock/internal/fsm/fsmpb;fsmpbb\x06proto3"
+	"\x12\n" +
+	"\n" +
+	"\x06DENIED\x10\v\x12\n" +
+	"\n" +
+	"\x06EXISTS\x10\f\x12\x0e\n" +
+	"\n" +
+	"LAST_ADMIN\x10\rB6Z4github.com/dlock-raft/dlock/internal/fsm/fsmpb;fsmpbb\x06proto3"
 
 var (
 	file_internal_fsm_fsmpb_fsm_proto_rawDescOnce sync.Once
@@ -1817,55 +2377,71 @@ func file_internal_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 	return file_internal_fsm_fsmpb_fsm_proto_rawDescData
 }
 
-var file_internal_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_internal_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_internal_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_internal_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_internal_fsm_fsmpb_fsm_proto_goTypes = []any{
-	(Code)(0),              // 0: dlock.fsm.v1.Code
-	(*Entry)(nil),          // 1: dlock.fsm.v1.Entry
-	(*Command)(nil),        // 2: dlock.fsm.v1.Command
-	(*Acquire)(nil),        // 3: dlock.fsm.v1.Acquire
-	(*Renew)(nil),          // 4: dlock.fsm.v1.Renew
-	(*Release)(nil),        // 5: dlock.fsm.v1.Release
-	(*Withdraw)(nil),       // 6: dlock.fsm.v1.Withdraw
-	(*Expire)(nil),         // 7: dlock.fsm.v1.Expire
-	(*LeaderStart)(nil),    // 8: dlock.fsm.v1.LeaderStart
-	(*Put)(nil),            // 9: dlock.fsm.v1.Put
-	(*Delete)(nil),         // 10: dlock.fsm.v1.Delete
-	(*Result)(nil),         // 11: dlock.fsm.v1.Result
-	(*SnapshotRecord)(nil), // 12: dlock.fsm.v1.SnapshotRecord
-	(*SnapshotHeader)(nil), // 13: dlock.fsm.v1.SnapshotHeader
-	(*LockRecord)(nil),     // 14: dlock.fsm.v1.LockRecord
-	(*Hold)(nil),           // 15: dlock.fsm.v1.Hold
-	(*Waiter)(nil),         // 16: dlock.fsm.v1.Waiter
-	(*KVRecord)(nil),       // 17: dlock.fsm.v1.KVRecord
-	(*ClientRecord)(nil),   // 18: dlock.fsm.v1.ClientRecord
-	(*CachedResult)(nil),   // 19: dlock.fsm.v1.CachedResult
+	(Permission)(0),         // 0: dlock.fsm.v1.Permission
+	(Code)(0),               // 1: dlock.fsm.v1.Code
+	(*Entry)(nil),           // 2: dlock.fsm.v1.Entry
+	(*Command)(nil),         // 3: dlock.fsm.v1.Command
+	(*Acquire)(nil),         // 4: dlock.fsm.v1.Acquire
+	(*Renew)(nil),           // 5: dlock.fsm.v1.Renew
+	(*Release)(nil),         // 6: dlock.fsm.v1.Release
+	(*Withdraw)(nil),        // 7: dlock.fsm.v1.Withdraw
+	(*Expire)(nil),          // 8: dlock.fsm.v1.Expire
+	(*LeaderStart)(nil),     // 9: dlock.fsm.v1.LeaderStart
+	(*Put)(nil),             // 10: dlock.fsm.v1.Put
+	(*Delete)(nil),          // 11: dlock.fsm.v1.Delete
+	(*AclBootstrap)(nil),    // 12: dlock.fsm.v1.AclBootstrap
+	(*AclPrincipal)(nil),    // 13: dlock.fsm.v1.AclPrincipal
+	(*AclToken)(nil),        // 14: dlock.fsm.v1.AclToken
+	(*AclRule)(nil),         // 15: dlock.fsm.v1.AclRule
+	(*Result)(nil),          // 16: dlock.fsm.v1.Result
+	(*SnapshotRecord)(nil),  // 17: dlock.fsm.v1.SnapshotRecord
+	(*SnapshotHeader)(nil),  // 18: dlock.fsm.v1.SnapshotHeader
+	(*LockRecord)(nil),      // 19: dlock.fsm.v1.LockRecord
+	(*Hold)(nil),            // 20: dlock.fsm.v1.Hold
+	(*Waiter)(nil),          // 21: dlock.fsm.v1.Waiter
+	(*PrincipalRecord)(nil), // 22: dlock.fsm.v1.PrincipalRecord
+	(*KVRecord)(nil),        // 23: dlock.fsm.v1.KVRecord
+	(*ClientRecord)(nil),    // 24: dlock.fsm.v1.ClientRecord
+	(*CachedResult)(nil),    // 25: dlock.fsm.v1.CachedResult
 }
 var file_internal_fsm_fsmpb_fsm_proto_depIdxs = []int32{
-	2,  // 0: dlock.fsm.v1.Entry.commands:type_name -> dlock.fsm.v1.Command
-	3,  // 1: dlock.fsm.v1.Command.acquire:type_name -> dlock.fsm.v1.Acquire
-	4,  // 2: dlock.fsm.v1.Command.renew:type_name -> dlock.fsm.v1.Renew
-	5,  // 3: dlock.fsm.v1.Command.release:type_name -> dlock.fsm.v1.Release
-	6,  // 4: dlock.fsm.v1.Command.withdraw:type_name -> dlock.fsm.v1.Withdraw
-	7,  // 5: dlock.fsm.v1.Command.expire:type_name -> dlock.fsm.v1.Expire
-	8,  // 6: dlock.fsm.v1.Command.leader_start:type_name -> dlock.fsm.v1.LeaderStart
-	9,  // 7: dlock.fsm.v1.Command.put:type_name -> dlock.fsm.v1.Put
-	10, // 8: dlock.fsm.v1.Command.delete:type_name -> dlock.fsm.v1.Delete
-	0,  // 9: dlock.fsm.v1.Result.code:type_name -> dlock.fsm.v1.Code
-	13, // 10: dlock.fsm.v1.SnapshotRecord.header:type_name -> dlock.fsm.v1.SnapshotHeader
-	14, // 11: dlock.fsm.v1.SnapshotRecord.lock:type_name -> dlock.fsm.v1.LockRecord
-	17, // 12: dlock.fsm.v1.SnapshotRecord.kv:type_name -> dlock.fsm.v1.KVRecord
-	18, // 13: dlock.fsm.v1.SnapshotRecord.client:type_name -> dlock.fsm.v1.ClientRecord
-	15, // 14: dlock.fsm.v1.LockRecord.hold:type_name -> dlock.fsm.v1.Hold
-	16, // 15: dlock.fsm.v1.LockRecord.waiters:type_name -> dlock.fsm.v1.Waiter
-	15, // 16: dlock.fsm.v1.LockRecord.last:type_name -> dlock.fsm.v1.Hold
-	19, // 17: dlock.fsm.v1.ClientRecord.results:type_name -> dlock.fsm.v1.CachedResult
-	11, // 18: dlock.fsm.v1.CachedResult.result:type_name -> dlock.fsm.v1.Result
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	3,  // 0: dlock.fsm.v1.Entry.commands:type_name -> dlock.fsm.v1.Command
+	4,  // 1: dlock.fsm.v1.Command.acquire:type_name -> dlock.fsm.v1.Acquire
+	5,  // 2: dlock.fsm.v1.Command.renew:type_name -> dlock.fsm.v1.Renew
+	6,  // 3: dlock.fsm.v1.Command.release:type_name -> dlock.fsm.v1.Release
+	7,  // 4: dlock.fsm.v1.Command.withdraw:type_name -> dlock.fsm.v1.Withdraw
+	8,  // 5: dlock.fsm.v1.Command.expire:type_name -> dlock.fsm.v1.Expire
+	9,  // 6: dlock.fsm.v1.Command.leader_start:type_name -> dlock.fsm.v1.LeaderStart
+	10, // 7: dlock.fsm.v1.Command.put:type_name -> dlock.fsm.v1.Put
+	11, // 8: dlock.fsm.v1.Command.delete:type_name -> dlock.fsm.v1.Delete
+	12, // 9: dlock.fsm.v1.Command.acl_bootstrap:type_name -> dlock.fsm.v1.AclBootstrap
+	13, // 10: dlock.fsm.v1.Command.acl_add_principal:type_name -> dlock.fsm.v1.AclPrincipal
+	13, // 11: dlock.fsm.v1.Command.acl_remove_principal:type_name -> dlock.fsm.v1.AclPrincipal
+	14, // 12: dlock.fsm.v1.Command.acl_add_token:type_name -> dlock.fsm.v1.AclToken
+	14, // 13: dlock.fsm.v1.Command.acl_remove_token:type_name -> dlock.fsm.v1.AclToken
+	15, // 14: dlock.fsm.v1.Command.acl_grant:type_name -> dlock.fsm.v1.AclRule
+	15, // 15: dlock.fsm.v1.Command.acl_revoke:type_name -> dlock.fsm.v1.AclRule
+	0,  // 16: dlock.fsm.v1.AclRule.permission:type_name -> dlock.fsm.v1.Permission
+	1,  // 17: dlock.fsm.v1.Result.code:type_name -> dlock.fsm.v1.Code
+	18, // 18: dlock.fsm.v1.SnapshotRecord.header:type_name -> dlock.fsm.v1.SnapshotHeader
+	19, // 19: dlock.fsm.v1.SnapshotRecord.lock:type_name -> dlock.fsm.v1.LockRecord
+	23, // 20: dlock.fsm.v1.SnapshotRecord.kv:type_name -> dlock.fsm.v1.KVRecord
+	24, // 21: dlock.fsm.v1.SnapshotRecord.client:type_name -> dlock.fsm.v1.ClientRecord
+	22, // 22: dlock.fsm.v1.SnapshotRecord.principal:type_name -> dlock.fsm.v1.PrincipalRecord
+	20, // 23: dlock.fsm.v1.LockRecord.hold:type_name -> dlock.fsm.v1.Hold
+	21, // 24: dlock.fsm.v1.LockRecord.waiters:type_name -> dlock.fsm.v1.Waiter
+	20, // 25: dlock.fsm.v1.LockRecord.last:type_name -> dlock.fsm.v1.Hold
+	15, // 26: dlock.fsm.v1.PrincipalRecord.rules:type_name -> dlock.fsm.v1.AclRule
+	25, // 27: dlock.fsm.v1.ClientRecord.results:type_name -> dlock.fsm.v1.CachedResult
+	16, // 28: dlock.fsm.v1.CachedResult.result:type_name -> dlock.fsm.v1.Result
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_internal_fsm_fsmpb_fsm_proto_init() }
@@ -1882,20 +2458,28 @@ func file_internal_fsm_fsmpb_fsm_proto_init() {
 		(*Command_LeaderStart)(nil),
 		(*Command_Put)(nil),
 		(*Command_Delete)(nil),
+		(*Command_AclBootstrap)(nil),
+		(*Command_AclAddPrincipal)(nil),
+		(*Command_AclRemovePrincipal)(nil),
+		(*Command_AclAddToken)(nil),
+		(*Command_AclRemoveToken)(nil),
+		(*Command_AclGrant)(nil),
+		(*Command_AclRevoke)(nil),
 	}
-	file_internal_fsm_fsmpb_fsm_proto_msgTypes[11].OneofWrappers = []any{
+	file_internal_fsm_fsmpb_fsm_proto_msgTypes[15].OneofWrappers = []any{
 		(*SnapshotRecord_Header)(nil),
 		(*SnapshotRecord_Lock)(nil),
 		(*SnapshotRecord_Kv)(nil),
 		(*SnapshotRecord_Client)(nil),
+		(*SnapshotRecord_Principal)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_fsm_fsmpb_fsm_proto_rawDesc), len(file_internal_fsm_fsmpb_fsm_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   19,
+			NumEnums:      2,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
