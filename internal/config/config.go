@@ -10,6 +10,8 @@ type Config struct {
 	Parameters Parameters    `yaml:"parameters"`
 	Storage    StorageConfig `yaml:"storage"`
 	Limits     Limits        `yaml:"limits"`
+	// Observability is optional: metrics, health endpoints, pprof, log format (observability.go).
+	Observability ObservabilityConfig `yaml:"observability,omitempty"`
 }
 
 // IDConfig names the cluster's members. Seed section.

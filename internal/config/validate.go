@@ -37,6 +37,7 @@ func (c *Config) Validate() error {
 	c.validateParameters(&p)
 	c.validateStorage(&p)
 	c.validateLimits(&p)
+	c.validateObservability(&p)
 	return errors.Join(p...)
 }
 
