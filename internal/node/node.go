@@ -44,6 +44,8 @@ type Options struct {
 	// display only: it may jump (an operator or NTP setting it) and no
 	// decision depends on it. Default time.Now; tests inject jumps.
 	WallClock func() time.Time
+	// Observer is told what the node does, for metrics. Default: nothing.
+	Observer Observer
 }
 
 // Node is one running replica. Its methods are safe for concurrent use.
@@ -54,6 +56,10 @@ type Node struct {
 	wall   func() time.Time
 	timing config.RaftTiming
 	book   *addressBook
+	// observer is never nil (nopObserver by default).
+	observer Observer
+	// raftLog is hashicorp/raft's logger; SetLogLevel changes its level.
+	raftLog hclog.Logger
 
 	raft      *raft.Raft
 	replica   *replica
@@ -121,6 +127,9 @@ func newNode(opts Options) (*Node, error) {
 	if n.log == nil {
 		n.log = slog.Default()
 	}
+	if n.observer = opts.Observer; n.observer == nil {
+		n.observer = nopObserver{}
+	}
 	if n.clock == nil {
 		n.clock = time.Now
 	}
@@ -132,6 +141,7 @@ func newNode(opts Options) (*Node, error) {
 		return nil, fmt.Errorf("dlock: state machine limits: %w", err)
 	}
 	n.replica = newReplica(limits, opts.Sink, n.clock)
+	n.replica.log, n.replica.observer = n.log, n.observer
 	out := opts.RaftLogOutput
 	if out == nil {
 		out = os.Stderr
@@ -165,7 +175,9 @@ func (n *Node) openRaft(logOut io.Writer) error {
 	if err := n.loadClientAddress(); err != nil {
 		return err
 	}
-	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: logOut, Level: hclogLevel(n.cfg.SlogLevel())})
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: logOut, Level: hclogLevel(n.cfg.SlogLevel()),
+		JSONFormat: n.cfg.Observability.LogFormat == config.LogFormatJSON})
+	n.raftLog = hlog
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dataDir, snapshotsRetained, hlog)
 	if err != nil {
 		return fmt.Errorf("dlock: open snapshots in %q: %w", dataDir, err)
@@ -264,10 +276,11 @@ func (n *Node) start() {
 		defer n.wg.Done()
 		_ = n.peerSrv.Serve(n.mux.peer)
 	}()
-	n.workers.Add(3)
+	n.workers.Add(4)
 	go n.runBatcher()
 	go n.watchLeadership()
 	go n.watchMembers()
+	go n.watchLeaders()
 }
 
 // Close stops the node at once: it takes no new proposals, and callers

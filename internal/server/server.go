@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	dlockv1 "github.com/dlock-raft/dlock/api/dlockv1"
 	"github.com/dlock-raft/dlock/internal/config"
@@ -43,16 +44,19 @@ type Options struct {
 	// no earlier deadline, including the wait for a new leader.
 	WriteTimeout time.Duration
 	Logger       *slog.Logger
+	// Observer is told every call's outcome, for metrics. Default: nothing.
+	Observer Observer
 }
 
 // Server implements the Lock, KV and Cluster services.
 type Server struct {
-	node    Node
-	waiters *Waiters
-	opts    Options
-	log     *slog.Logger
-	grpc    *grpc.Server
-	slots   chan struct{}
+	node     Node
+	waiters  *Waiters
+	opts     Options
+	log      *slog.Logger
+	observer Observer
+	grpc     *grpc.Server
+	slots    chan struct{}
 
 	// stopping is closed when the server begins to stop: waiting acquires
 	// then return Unavailable at once and keep their place in the queue
@@ -72,7 +76,11 @@ func New(n Node, waiters *Waiters, opts Options) *Server {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	s.grpc = grpc.NewServer(grpc.UnaryInterceptor(s.limitInflight))
+	if s.observer = opts.Observer; s.observer == nil {
+		s.observer = nopObserver{}
+	}
+	s.grpc = grpc.NewServer(grpc.ChainUnaryInterceptor(s.observeUnary, s.limitInflight), grpc.StreamInterceptor(s.observeStream))
+	healthpb.RegisterHealthServer(s.grpc, healthService{s: s})
 	dlockv1.RegisterLockServer(s.grpc, lockService{Server: s})
 	dlockv1.RegisterKVServer(s.grpc, kvService{Server: s})
 	dlockv1.RegisterClusterServer(s.grpc, clusterService{Server: s})
