@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -62,24 +63,34 @@ cluster ('dlock cluster member remove') stops by itself.`,
 		},
 	}
 	cmd.Flags().StringVarP(&configPath, "config", "c", "", "config file (seed-compatible YAML); default: a single local node")
-	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	cmd.Flags().StringVar(&logFormat, "log-format", "", "log format: text or json (default: observability.log_format, else text)")
 	cmd.Flags().BoolVar(&join, "join", false, "with no data yet, wait to be added to a running cluster instead of bootstrapping one (id.join)")
 	return cmd
 }
 
-// serve runs a node until ctx ends, then stops it gracefully.
+// serve runs a node until ctx ends, then stops it gracefully. A logFormat
+// other than "" overrides observability.log_format.
 func serve(ctx context.Context, cfg *config.Config, logFormat string) error {
-	logger, logOut, closeLog, err := newLogger(cfg, logFormat)
+	if logFormat != "" {
+		c := *cfg
+		c.Observability.LogFormat = logFormat
+		cfg = &c
+	}
+	level := new(slog.LevelVar)
+	level.Set(cfg.SlogLevel())
+	logger, logOut, closeLog, err := newLogger(cfg, logFormat, level)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
+	obs := newObservability(cfg)
 	ln, err := net.Listen("tcp", cfg.Network.SelfCliAddress)
 	if err != nil {
 		return fmt.Errorf("dlock: listen on network.self_cli_address %q: %w", cfg.Network.SelfCliAddress, err)
 	}
 	waiters := server.NewWaiters()
-	n, err := node.New(node.Options{Config: cfg, Logger: logger, RaftLogOutput: logOut, Sink: waiters.Publish})
+	n, err := node.New(node.Options{Config: cfg, Logger: logger, RaftLogOutput: logOut, Sink: waiters.Publish,
+		Observer: obs.nodeObserver()})
 	if err != nil {
 		ln.Close()
 		return err
@@ -89,7 +100,14 @@ func serve(ctx context.Context, cfg *config.Config, logFormat string) error {
 		Limits:       cfg.Limits,
 		WriteTimeout: timing.ApplyTimeout + 4*timing.ElectionTimeout,
 		Logger:       logger,
+		Observer:     obs.serverObserver(),
 	})
+	if err := obs.start(n, logger, level); err != nil {
+		srv.Stop()
+		ln.Close()
+		n.Close()
+		return err
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	logger.Info("serving", "id", cfg.ID.SelfID, "clients", ln.Addr().String(), "peers", cfg.Network.SelfAddress, "data", cfg.DataDir())
@@ -107,13 +125,20 @@ func serve(ctx context.Context, cfg *config.Config, logFormat string) error {
 	if serr := n.Shutdown(drain); serr != nil && err == nil {
 		err = serr
 	}
+	if oerr := obs.shutdown(drain); oerr != nil && err == nil {
+		err = oerr
+	}
 	logger.Info("stopped")
 	return err
 }
 
 // newLogger logs to standard error and, if storage.log_path is set, to that
-// file too, at the configured level.
-func newLogger(cfg *config.Config, format string) (*slog.Logger, io.Writer, func(), error) {
+// file too, at level (which may change at run time), in format (empty:
+// observability.log_format, else text).
+func newLogger(cfg *config.Config, format string, level *slog.LevelVar) (*slog.Logger, io.Writer, func(), error) {
+	if format == "" {
+		format = cmp.Or(cfg.Observability.LogFormat, config.LogFormatText)
+	}
 	var out io.Writer = os.Stderr
 	closeFn := func() {}
 	if p := cfg.LogFile(); p != "" {
@@ -127,7 +152,7 @@ func newLogger(cfg *config.Config, format string) (*slog.Logger, io.Writer, func
 		out = io.MultiWriter(os.Stderr, f)
 		closeFn = func() { f.Close() }
 	}
-	opts := &slog.HandlerOptions{Level: cfg.SlogLevel()}
+	opts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler
 	switch format {
 	case "text":

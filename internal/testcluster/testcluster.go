@@ -73,6 +73,7 @@ type Cluster struct {
 	bin    string
 	host   string
 	fabric *faultnet.Fabric
+	edit   func(*config.Config)
 	Dir    string
 	Nodes  []*Node
 }
@@ -89,12 +90,15 @@ type Options struct {
 	// Fabric, if set, carries every peer connection: node i's config names
 	// the fabric's link (i, j) as node j's peer address.
 	Fabric *faultnet.Fabric
+	// Edit, if set, changes every node's configuration before it is
+	// written (e.g. to turn on observability.metrics_address).
+	Edit func(*config.Config)
 }
 
 // StartOpts is Start shaped by opts.
 func StartOpts(t testing.TB, n int, opts Options) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, bin: Binary(t), Dir: t.TempDir(), host: loopbackHost(), fabric: opts.Fabric}
+	c := &Cluster{t: t, bin: Binary(t), Dir: t.TempDir(), host: loopbackHost(), fabric: opts.Fabric, edit: opts.Edit}
 	for i := 1; i <= n; i++ {
 		c.Nodes = append(c.Nodes, &Node{
 			ID: i, PeerAddr: freeAddr(t, c.host), ClientAddr: freeAddr(t, c.host),
@@ -145,7 +149,11 @@ func (c *Cluster) writeConfig(nd *Node) {
 	base.Storage.LogPath = "./"
 	base.Storage.LogLevel = "Debug"
 	base.Storage.EntryStoragePath = "./var/persistence.db"
-	text, err := base.ForMember(uint32(nd.ID), members).Render()
+	cfg := base.ForMember(uint32(nd.ID), members)
+	if c.edit != nil {
+		c.edit(cfg)
+	}
+	text, err := cfg.Render()
 	if err != nil {
 		c.t.Fatalf("config for node %d: %v", nd.ID, err)
 	}
