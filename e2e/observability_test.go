@@ -155,62 +155,10 @@ func TestMetricsFollowAWorkload(t *testing.T) {
 	beforeFollower := scrape(t, addrs[follower])
 
 	const n = 20
-	for i := range n {
-		name := fmt.Sprintf("metrics-%d", i)
-		got, err := locks.Acquire(ctx, &dlockv1.AcquireRequest{Name: name, Owner: "o", TtlMs: 60_000})
-		if err != nil {
-			t.Fatalf("acquire %s: %v", name, err)
-		}
-		if _, err := locks.Renew(ctx, &dlockv1.RenewRequest{Name: name, Owner: "o", Token: got.Token}); err != nil {
-			t.Fatalf("renew %s: %v", name, err)
-		}
-		if _, err := locks.Release(ctx, &dlockv1.ReleaseRequest{Name: name, Owner: "o", Token: got.Token}); err != nil {
-			t.Fatalf("release %s: %v", name, err)
-		}
-	}
-	// A release of a lock nobody holds is refused: FailedPrecondition, NOT_HELD.
-	_, err := locks.Release(ctx, &dlockv1.ReleaseRequest{Name: "metrics-0", Owner: "o"})
-	if status.Code(err) != codes.FailedPrecondition {
-		t.Fatalf("release of a free lock: %v, want FailedPrecondition", err)
-	}
-	// A lease nobody renews runs out.
-	if _, err := locks.Acquire(ctx, &dlockv1.AcquireRequest{Name: "metrics-expire", Owner: "o", TtlMs: 200}); err != nil {
-		t.Fatal(err)
-	}
+	lockWorkload(ctx, t, locks, n)
 	after := waitMetric(t, addrs[leader], "the expiry", func(v float64) bool { return v >= before.sum("dlock_lock_expiries_total")+1 },
 		"dlock_lock_expiries_total")
-
-	acquire := []string{`service="dlock.v1.Lock"`, `method="Acquire"`, `code="OK"`}
-	checks := []struct {
-		what      string
-		name      string
-		labels    []string
-		wantDelta float64
-	}{
-		{"grants", "dlock_lock_grants_total", nil, n + 1},
-		{"renewals", "dlock_lock_renewals_total", nil, n},
-		{"releases", "dlock_lock_releases_total", nil, n},
-		{"expiries", "dlock_lock_expiries_total", nil, 1},
-		{"acquire calls", "dlock_rpc_requests_total", acquire, n + 1},
-		{"acquire latencies", "dlock_rpc_request_duration_seconds_count", acquire, n + 1},
-		{"renew calls", "dlock_rpc_requests_total", []string{`method="Renew"`, `code="OK"`}, n},
-		{"release calls", "dlock_rpc_requests_total", []string{`method="Release"`, `code="OK"`}, n},
-		{"refused releases", "dlock_rpc_requests_total", []string{`method="Release"`, `code="FailedPrecondition"`, `reason="NOT_HELD"`}, 1},
-		{"refused release latencies", "dlock_rpc_request_duration_seconds_count", []string{`method="Release"`, `code="FailedPrecondition"`}, 1},
-	}
-	for _, ck := range checks {
-		if got := after.sum(ck.name, ck.labels...) - before.sum(ck.name, ck.labels...); got != ck.wantDelta {
-			t.Errorf("leader %s: %s%v rose by %v, want %v", ck.what, ck.name, ck.labels, got, ck.wantDelta)
-		}
-	}
-	if got := after.sum("dlock_raft_apply_batch_commands_count") - before.sum("dlock_raft_apply_batch_commands_count"); got < 1 {
-		t.Errorf("leader proposed no batch during the workload (dlock_raft_apply_batch_commands_count rose by %v)", got)
-	}
-	for _, s := range []string{`dlock_raft_state{state="Leader"}`, "dlock_raft_has_leader", "dlock_ready"} {
-		if after[s] != 1 {
-			t.Errorf("leader %s = %v, want 1", s, after[s])
-		}
-	}
+	checkWorkloadCounters(t, before, after, n)
 	if after["dlock_raft_leader_id"] != float64(leader) || after["dlock_raft_applied_index"] < 3*n {
 		t.Errorf("leader sees leader %v, applied index %v; want %d and at least %d", after["dlock_raft_leader_id"], after["dlock_raft_applied_index"], leader, 3*n)
 	}
@@ -230,6 +178,70 @@ func TestMetricsFollowAWorkload(t *testing.T) {
 	checkLeaderChange(ctx, t, c, addrs)
 	if code := waitHTTPStatus(t, "http://"+addrs[leader]+"/debug/pprof/", 200, 5*time.Second); code != 200 {
 		t.Errorf("pprof on: GET /debug/pprof/ = %d, want 200", code)
+	}
+}
+
+// lockWorkload acquires, renews and releases n locks, has one release
+// refused, and takes one lock with a 200 ms lease that nobody renews.
+func lockWorkload(ctx context.Context, t *testing.T, locks dlockv1.LockClient, n int) {
+	t.Helper()
+	for i := range n {
+		name := fmt.Sprintf("metrics-%d", i)
+		got, err := locks.Acquire(ctx, &dlockv1.AcquireRequest{Name: name, Owner: "o", TtlMs: 60_000})
+		if err != nil {
+			t.Fatalf("acquire %s: %v", name, err)
+		}
+		if _, err := locks.Renew(ctx, &dlockv1.RenewRequest{Name: name, Owner: "o", Token: got.Token}); err != nil {
+			t.Fatalf("renew %s: %v", name, err)
+		}
+		if _, err := locks.Release(ctx, &dlockv1.ReleaseRequest{Name: name, Owner: "o", Token: got.Token}); err != nil {
+			t.Fatalf("release %s: %v", name, err)
+		}
+	}
+	// A release of a lock nobody holds is refused: FailedPrecondition, NOT_HELD.
+	_, err := locks.Release(ctx, &dlockv1.ReleaseRequest{Name: "metrics-0", Owner: "o"})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("release of a free lock: %v, want FailedPrecondition", err)
+	}
+	if _, err := locks.Acquire(ctx, &dlockv1.AcquireRequest{Name: "metrics-expire", Owner: "o", TtlMs: 200}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkWorkloadCounters checks what lockWorkload(n) did to the counters of
+// the leader that served it, from scrape before to scrape after.
+func checkWorkloadCounters(t *testing.T, before, after metrics, n int) {
+	t.Helper()
+	acquire := []string{`service="dlock.v1.Lock"`, `method="Acquire"`, `code="OK"`}
+	checks := []struct {
+		what      string
+		name      string
+		labels    []string
+		wantDelta float64
+	}{
+		{"grants", "dlock_lock_grants_total", nil, float64(n + 1)},
+		{"renewals", "dlock_lock_renewals_total", nil, float64(n)},
+		{"releases", "dlock_lock_releases_total", nil, float64(n)},
+		{"expiries", "dlock_lock_expiries_total", nil, 1},
+		{"acquire calls", "dlock_rpc_requests_total", acquire, float64(n + 1)},
+		{"acquire latencies", "dlock_rpc_request_duration_seconds_count", acquire, float64(n + 1)},
+		{"renew calls", "dlock_rpc_requests_total", []string{`method="Renew"`, `code="OK"`}, float64(n)},
+		{"release calls", "dlock_rpc_requests_total", []string{`method="Release"`, `code="OK"`}, float64(n)},
+		{"refused releases", "dlock_rpc_requests_total", []string{`method="Release"`, `code="FailedPrecondition"`, `reason="NOT_HELD"`}, 1},
+		{"refused release latencies", "dlock_rpc_request_duration_seconds_count", []string{`method="Release"`, `code="FailedPrecondition"`}, 1},
+	}
+	for _, ck := range checks {
+		if got := after.sum(ck.name, ck.labels...) - before.sum(ck.name, ck.labels...); got != ck.wantDelta {
+			t.Errorf("leader %s: %s%v rose by %v, want %v", ck.what, ck.name, ck.labels, got, ck.wantDelta)
+		}
+	}
+	if got := after.sum("dlock_raft_apply_batch_commands_count") - before.sum("dlock_raft_apply_batch_commands_count"); got < 1 {
+		t.Errorf("leader proposed no batch during the workload (dlock_raft_apply_batch_commands_count rose by %v)", got)
+	}
+	for _, s := range []string{`dlock_raft_state{state="Leader"}`, "dlock_raft_has_leader", "dlock_ready"} {
+		if after[s] != 1 {
+			t.Errorf("leader %s = %v, want 1", s, after[s])
+		}
 	}
 }
 
@@ -450,47 +462,10 @@ func TestLogLevelAtRunTimeAndNoSecrets(t *testing.T) {
 	if code, _ := httpGet(t, base+"/debug/pprof/"); code != 404 {
 		t.Errorf("pprof off: GET /debug/pprof/ = %d, want 404", code)
 	}
-	conn := dial(t, c.Nodes[0].ClientAddr)
-	locks, kv := dlockv1.NewLockClient(conn), dlockv1.NewKVClient(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var secrets []string
-	expiries := 0.0
-	// step writes a secret value, lets a lease run out and waits until the
-	// node has applied the expiry.
-	step := func(name string) {
-		t.Helper()
-		secret := fmt.Sprintf("s3cret-value-of-%s-%d", name, time.Now().UnixNano())
-		secrets = append(secrets, secret)
-		if _, err := kv.Put(ctx, &dlockv1.PutRequest{Key: "key-" + name, Value: []byte(secret)}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := kv.Get(ctx, &dlockv1.GetRequest{Key: "key-" + name}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := locks.Acquire(ctx, &dlockv1.AcquireRequest{Name: name, Owner: "o", TtlMs: 100}); err != nil {
-			t.Fatal(err)
-		}
-		expiries++
-		waitMetric(t, addrs[1], "the expiry of "+name, func(v float64) bool { return v >= expiries }, "dlock_lock_expiries_total")
-	}
-	expired := func(lines []logLine, name string) bool {
-		for _, l := range lines {
-			if l.Msg == "lease expired" && l.Lock == name {
-				return true
-			}
-		}
-		return false
-	}
-	debugLines := func(lines []logLine) int {
-		n := 0
-		for _, l := range lines {
-			if l.Level == "DEBUG" || l.RaftLevel == "debug" || l.RaftLevel == "trace" {
-				n++
-			}
-		}
-		return n
-	}
+	w := &secretWorkload{t: t, ctx: ctx, conn: dial(t, c.Nodes[0].ClientAddr), metrics: addrs[1]}
+	step := w.step
 
 	step("at-info")
 	lines, _, _ := readLog(t, c, 1, 0)
@@ -520,9 +495,61 @@ func TestLogLevelAtRunTimeAndNoSecrets(t *testing.T) {
 	if expired(lines, "back-at-info") || debugLines(lines) > 0 {
 		t.Errorf("back at Info: %d debug lines, expiry logged %v; want none", debugLines(lines), expired(lines, "back-at-info"))
 	}
-	for _, s := range secrets {
+	for _, s := range w.secrets {
 		if strings.Contains(all, s) {
 			t.Errorf("the log holds the KV value %q", s)
 		}
 	}
+}
+
+// secretWorkload writes KV values that must never be logged and lets
+// leases run out, one step at a time.
+type secretWorkload struct {
+	t        *testing.T
+	ctx      context.Context
+	conn     *grpc.ClientConn
+	metrics  string // the node's metrics address
+	secrets  []string
+	expiries float64
+}
+
+// step writes a secret value and reads it back, lets the lease of lock
+// name run out, and waits until the node has applied the expiry.
+func (w *secretWorkload) step(name string) {
+	w.t.Helper()
+	kv, locks := dlockv1.NewKVClient(w.conn), dlockv1.NewLockClient(w.conn)
+	secret := fmt.Sprintf("s3cret-value-of-%s-%d", name, time.Now().UnixNano())
+	w.secrets = append(w.secrets, secret)
+	if _, err := kv.Put(w.ctx, &dlockv1.PutRequest{Key: "key-" + name, Value: []byte(secret)}); err != nil {
+		w.t.Fatal(err)
+	}
+	if _, err := kv.Get(w.ctx, &dlockv1.GetRequest{Key: "key-" + name}); err != nil {
+		w.t.Fatal(err)
+	}
+	if _, err := locks.Acquire(w.ctx, &dlockv1.AcquireRequest{Name: name, Owner: "o", TtlMs: 100}); err != nil {
+		w.t.Fatal(err)
+	}
+	w.expiries++
+	waitMetric(w.t, w.metrics, "the expiry of "+name, func(v float64) bool { return v >= w.expiries }, "dlock_lock_expiries_total")
+}
+
+// expired reports whether lines log the expiry of lock name.
+func expired(lines []logLine, name string) bool {
+	for _, l := range lines {
+		if l.Msg == "lease expired" && l.Lock == name {
+			return true
+		}
+	}
+	return false
+}
+
+// debugLines counts the debug (and raft trace) lines among lines.
+func debugLines(lines []logLine) int {
+	n := 0
+	for _, l := range lines {
+		if l.Level == "DEBUG" || l.RaftLevel == "debug" || l.RaftLevel == "trace" {
+			n++
+		}
+	}
+	return n
 }
