@@ -41,7 +41,12 @@ With --join (or id.join: true in the config) a node that has no data yet
 waits to be added to a running cluster, whose members its config names,
 instead of bootstrapping a cluster of its own: start it, then run
 'dlock cluster member add' against the cluster. A node removed from its
-cluster ('dlock cluster member remove') stops by itself.`,
+cluster ('dlock cluster member remove') stops by itself.
+
+With observability.metrics_address in the config the node also serves
+/metrics (Prometheus), /healthz, /readyz, PUT /loglevel and, with
+observability.pprof, /debug/pprof/ there (docs/observability.md). Every node
+serves the gRPC health service on its client port ('dlock health').`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := config.Default()
