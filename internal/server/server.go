@@ -50,13 +50,15 @@ type Options struct {
 
 // Server implements the Lock, KV and Cluster services.
 type Server struct {
-	node     Node
-	waiters  *Waiters
-	opts     Options
-	log      *slog.Logger
+	node    Node
+	waiters *Waiters
+	opts    Options
+	log     *slog.Logger
+	grpc    *grpc.Server
+	slots   chan struct{}
+
+	// observer is never nil (nopObserver by default).
 	observer Observer
-	grpc     *grpc.Server
-	slots    chan struct{}
 
 	// stopping is closed when the server begins to stop: waiting acquires
 	// then return Unavailable at once and keep their place in the queue
