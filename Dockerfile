@@ -24,7 +24,9 @@ COPY --chown=65532:65532 build/image/data /tls
 USER 65532:65532
 WORKDIR /data
 VOLUME ["/data"]
-# 14005: Raft and peer traffic; 24005: clients (the seed's node 1 ports).
-EXPOSE 14005 24005
+# 14005: Raft and peer traffic; 24005: clients (the seed's node 1 ports);
+# 9405: metrics, /healthz and /readyz when the config sets
+# observability.metrics_address to it (dlock config gen --kubernetes does).
+EXPOSE 14005 24005 9405
 ENTRYPOINT ["/dlock"]
 CMD ["serve", "--config", "/etc/dlock/config.yaml"]

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -21,9 +22,9 @@ import (
 func TestDevClusterStartsServesAndStops(t *testing.T) {
 	bin := testcluster.Binary(t)
 	host := fmt.Sprintf("127.%d.%d.%d", 1+rand.IntN(250), rand.IntN(256), 1+rand.IntN(250))
-	peer, cli := 20000+rand.IntN(10000), 40000+rand.IntN(10000)
+	peer, cli, metrics := 20000+rand.IntN(10000), 40000+rand.IntN(10000), 30000+rand.IntN(10000)
 	cmd := exec.Command(bin, "dev", "--nodes", "3", "--dir", t.TempDir(), "--host", host,
-		"--peer-port", fmt.Sprint(peer), "--client-port", fmt.Sprint(cli))
+		"--peer-port", fmt.Sprint(peer), "--client-port", fmt.Sprint(cli), "--metrics-port", fmt.Sprint(metrics))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -44,6 +45,7 @@ func TestDevClusterStartsServesAndStops(t *testing.T) {
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 
 	var endpoints string
+	var metricsURLs []string
 	timeout := time.After(60 * time.Second)
 	for ready := false; !ready; {
 		select {
@@ -54,6 +56,9 @@ func TestDevClusterStartsServesAndStops(t *testing.T) {
 			if v, found := strings.CutPrefix(line, "export DLOCK_ENDPOINTS="); found {
 				endpoints = v
 			}
+			if _, v, found := strings.Cut(line, "  metrics "); found {
+				metricsURLs = append(metricsURLs, strings.Fields(v)[0])
+			}
 			ready = strings.HasPrefix(line, "Press Ctrl-C")
 		case <-timeout:
 			t.Fatal("dlock dev printed no ready banner within 60s")
@@ -62,6 +67,20 @@ func TestDevClusterStartsServesAndStops(t *testing.T) {
 	want := fmt.Sprintf("%s:%d,%s:%d,%s:%d", host, cli, host, cli+1, host, cli+2)
 	if endpoints != want {
 		t.Fatalf("banner endpoints = %q, want %q", endpoints, want)
+	}
+
+	// Every node serves metrics and readiness on the port the banner names.
+	for i, u := range metricsURLs {
+		if want := fmt.Sprintf("http://%s:%d/metrics", host, metrics+i); u != want {
+			t.Errorf("banner metrics of node %d = %q, want %q", i+1, u, want)
+		}
+		ready := strings.TrimSuffix(u, "/metrics") + "/readyz"
+		if code := waitHTTPStatus(t, ready, 200, 10*time.Second); code != 200 {
+			t.Errorf("node %d /readyz = %d, want 200", i+1, code)
+		}
+	}
+	if len(metricsURLs) != 3 {
+		t.Errorf("banner named %d metrics URLs, want 3", len(metricsURLs))
 	}
 
 	c, err := client.New(strings.Split(endpoints, ","))
@@ -95,5 +114,23 @@ func TestDevClusterStartsServesAndStops(t *testing.T) {
 			conn.Close()
 			t.Errorf("node %d still accepts connections on %s after dlock dev stopped", i+1, addr)
 		}
+	}
+}
+
+// waitHTTPStatus GETs url until it answers want or timeout passes, and
+// returns the last status code (0 if it never answered).
+func waitHTTPStatus(t *testing.T, url string, want int, timeout time.Duration) int {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		code := 0
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			code = resp.StatusCode
+		}
+		if code == want || time.Now().After(deadline) {
+			return code
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -29,8 +29,10 @@ type devOptions struct {
 	host       string
 	peerPort   int
 	clientPort int
-	fresh      bool
-	tls        bool
+	// metricsPort is the first node's observability port; 0 turns it off.
+	metricsPort int
+	fresh       bool
+	tls         bool
 }
 
 func devCommand() *cobra.Command {
@@ -39,7 +41,9 @@ func devCommand() *cobra.Command {
 		Use:   "dev",
 		Short: "Run a local N-node cluster in the foreground",
 		Long: `Run a local cluster of N dlock nodes, each its own process, on 127.0.0.1:
-peer ports from 14005, client ports from 24005, data under one directory.
+peer ports from 14005, client ports from 24005, metrics, health and pprof
+on HTTP ports from 9405 (observability.metrics_address), data under one
+directory.
 It prints the client endpoints once the cluster has a leader, and stops every
 node cleanly on Ctrl-C. Data is kept between runs; --fresh starts empty.
 With --tls both planes run mutual TLS on certificates made under --dir/tls,
@@ -48,6 +52,9 @@ and it prints the DLOCK_CACERT, DLOCK_CERT and DLOCK_KEY a client needs.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.nodes < 1 || o.nodes > 9 {
 				return cli.UsageError(fmt.Errorf("dlock: --nodes %d: want 1 to 9", o.nodes))
+			}
+			if o.metricsPort < 0 || o.metricsPort+o.nodes-1 > 65535 {
+				return cli.UsageError(fmt.Errorf("dlock: --metrics-port %d: want 0 (none) or a port with room for %d nodes", o.metricsPort, o.nodes))
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -60,6 +67,7 @@ and it prints the DLOCK_CACERT, DLOCK_CERT and DLOCK_KEY a client needs.`,
 	f.StringVar(&o.host, "host", "127.0.0.1", "address the nodes listen on")
 	f.IntVar(&o.peerPort, "peer-port", 14005, "first node's Raft peer port; node i uses peer-port+i-1")
 	f.IntVar(&o.clientPort, "client-port", 24005, "first node's client port; node i uses client-port+i-1")
+	f.IntVar(&o.metricsPort, "metrics-port", 9405, "first node's metrics/health/pprof HTTP port; node i uses metrics-port+i-1; 0: none")
 	f.BoolVar(&o.fresh, "fresh", false, "delete the directory's data before starting")
 	f.BoolVar(&o.tls, "tls", false, "mutual TLS on both planes, with certificates made under --dir/tls (see dlock certs init)")
 	return cmd
@@ -156,6 +164,9 @@ func writeDevConfig(o devOptions, i int) (string, error) {
 	if o.tls {
 		devTLS(base, i)
 	}
+	if o.metricsPort > 0 {
+		base.Observability = config.ObservabilityConfig{MetricsAddress: devAddr(o.host, o.metricsPort+i-1), PProf: true}
+	}
 	text, err := base.ForMember(uint32(i), members).Render()
 	if err != nil {
 		return "", fmt.Errorf("dlock: config for node %d: %w", i, err)
@@ -229,7 +240,11 @@ func printDevBanner(out io.Writer, o devOptions, leader uint32) {
 	for i := 1; i <= o.nodes; i++ {
 		ep := devAddr(o.host, o.clientPort+i-1)
 		eps = append(eps, ep)
-		fmt.Fprintf(out, "  node %d  client %s  peer %s  log %s\n", i, ep, devAddr(o.host, o.peerPort+i-1),
+		metrics := ""
+		if o.metricsPort > 0 {
+			metrics = fmt.Sprintf("  metrics http://%s/metrics", devAddr(o.host, o.metricsPort+i-1))
+		}
+		fmt.Fprintf(out, "  node %d  client %s  peer %s%s  log %s\n", i, ep, devAddr(o.host, o.peerPort+i-1), metrics,
 			filepath.Join(o.dir, fmt.Sprintf("node%d", i), "dlock.log"))
 	}
 	fmt.Fprintf(out, "export DLOCK_ENDPOINTS=%s\n", strings.Join(eps, ","))

@@ -19,7 +19,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCommand(), devCommand(), configCommand(), certsCommand())
+	root.AddCommand(serveCommand(), devCommand(), configCommand(), certsCommand(), healthCommand())
 	cli.AddClientCommands(root)
 	// Flag mistakes anywhere exit 2, like every other usage error.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cli.UsageError(err) })

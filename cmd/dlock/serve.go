@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -40,7 +41,12 @@ With --join (or id.join: true in the config) a node that has no data yet
 waits to be added to a running cluster, whose members its config names,
 instead of bootstrapping a cluster of its own: start it, then run
 'dlock cluster member add' against the cluster. A node removed from its
-cluster ('dlock cluster member remove') stops by itself.`,
+cluster ('dlock cluster member remove') stops by itself.
+
+With observability.metrics_address in the config the node also serves
+/metrics (Prometheus), /healthz, /readyz, PUT /loglevel and, with
+observability.pprof, /debug/pprof/ there (docs/observability.md). Every node
+serves the gRPC health service on its client port ('dlock health').`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := config.Default()
@@ -62,18 +68,27 @@ cluster ('dlock cluster member remove') stops by itself.`,
 		},
 	}
 	cmd.Flags().StringVarP(&configPath, "config", "c", "", "config file (seed-compatible YAML); default: a single local node")
-	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	cmd.Flags().StringVar(&logFormat, "log-format", "", "log format: text or json (default: observability.log_format, else text)")
 	cmd.Flags().BoolVar(&join, "join", false, "with no data yet, wait to be added to a running cluster instead of bootstrapping one (id.join)")
 	return cmd
 }
 
-// serve runs a node until ctx ends, then stops it gracefully.
+// serve runs a node until ctx ends, then stops it gracefully. A logFormat
+// other than "" overrides observability.log_format.
 func serve(ctx context.Context, cfg *config.Config, logFormat string) error {
-	logger, logOut, closeLog, err := newLogger(cfg, logFormat)
+	if logFormat != "" {
+		c := *cfg
+		c.Observability.LogFormat = logFormat
+		cfg = &c
+	}
+	level := new(slog.LevelVar)
+	level.Set(cfg.SlogLevel())
+	logger, logOut, closeLog, err := newLogger(cfg, logFormat, level)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
+	obs := newObservability(cfg)
 	peerTLS, clientTLS, err := loadTLS(cfg, logger)
 	if err != nil {
 		return err
@@ -83,7 +98,8 @@ func serve(ctx context.Context, cfg *config.Config, logFormat string) error {
 		return fmt.Errorf("dlock: listen on network.self_cli_address %q: %w", cfg.Network.SelfCliAddress, err)
 	}
 	waiters := server.NewWaiters()
-	n, err := node.New(node.Options{Config: cfg, Logger: logger, RaftLogOutput: logOut, Sink: waiters.Publish, PeerTLS: peerTLS})
+	n, err := node.New(node.Options{Config: cfg, Logger: logger, RaftLogOutput: logOut, Sink: waiters.Publish,
+		PeerTLS: peerTLS, Observer: obs.nodeObserver()})
 	if err != nil {
 		ln.Close()
 		return err
@@ -95,7 +111,14 @@ func serve(ctx context.Context, cfg *config.Config, logFormat string) error {
 		Logger:       logger,
 		TLS:          clientTLS,
 		Auth:         cfg.Auth,
+		Observer:     obs.serverObserver(),
 	})
+	if err := obs.start(n, logger, level); err != nil {
+		srv.Stop()
+		ln.Close()
+		n.Close()
+		return err
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	logger.Info("serving", "id", cfg.ID.SelfID, "clients", ln.Addr().String(), "peers", cfg.Network.SelfAddress, "data", cfg.DataDir())
@@ -113,13 +136,20 @@ func serve(ctx context.Context, cfg *config.Config, logFormat string) error {
 	if serr := n.Shutdown(drain); serr != nil && err == nil {
 		err = serr
 	}
+	if oerr := obs.shutdown(drain); oerr != nil && err == nil {
+		err = oerr
+	}
 	logger.Info("stopped")
 	return err
 }
 
 // newLogger logs to standard error and, if storage.log_path is set, to that
-// file too, at the configured level.
-func newLogger(cfg *config.Config, format string) (*slog.Logger, io.Writer, func(), error) {
+// file too, at level (which may change at run time), in format (empty:
+// observability.log_format, else text).
+func newLogger(cfg *config.Config, format string, level *slog.LevelVar) (*slog.Logger, io.Writer, func(), error) {
+	if format == "" {
+		format = cmp.Or(cfg.Observability.LogFormat, config.LogFormatText)
+	}
 	var out io.Writer = os.Stderr
 	closeFn := func() {}
 	if p := cfg.LogFile(); p != "" {
@@ -133,7 +163,7 @@ func newLogger(cfg *config.Config, format string) (*slog.Logger, io.Writer, func
 		out = io.MultiWriter(os.Stderr, f)
 		closeFn = func() { f.Close() }
 	}
-	opts := &slog.HandlerOptions{Level: cfg.SlogLevel()}
+	opts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler
 	switch format {
 	case "text":

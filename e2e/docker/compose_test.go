@@ -130,6 +130,7 @@ func TestComposeCluster(t *testing.T) {
 		t.Run("ExpireAutomatically", func(t *testing.T) { seedExpireAutomatically(t, r) })
 		t.Run("FIFORacing", func(t *testing.T) { seedFIFORacing(t, r) })
 	})
+	t.Run("health checks", func(t *testing.T) { waitHealthy(t, c) })
 	if t.Failed() {
 		return
 	}

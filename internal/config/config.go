@@ -12,6 +12,8 @@ type Config struct {
 	Limits     Limits        `yaml:"limits"`
 	TLS        TLSConfig     `yaml:"tls,omitempty"` // see tls.go
 	Auth       AuthConfig    `yaml:"auth,omitempty"`
+	// Observability is optional: metrics, health endpoints, pprof, log format (observability.go).
+	Observability ObservabilityConfig `yaml:"observability,omitempty"`
 }
 
 // IDConfig names the cluster's members. Seed section.

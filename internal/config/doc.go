@@ -2,7 +2,8 @@
 //
 // The file format is the seed's config.yaml (sections id, network, parameters and storage, with the
 // seed's key names), so existing seed files load unchanged, plus dlock's additions (network.advertise_address,
-// storage.data_dir, the new parameters and the limits section). docs/config.md is the key reference.
+// storage.data_dir, the new parameters, the limits section and the optional observability section).
+// docs/config.md is the key reference.
 //
 // A caller's duties, in order:
 //

@@ -145,7 +145,7 @@ services:
       - ./config.yaml:/etc/dlock/config.yaml:ro
       - data:/data
     healthcheck:
-      test: ["CMD", "/dlock", "cluster", "status", "--endpoints", {{quote .Health}}, "--timeout", "2s"]
+      test: ["CMD", "/dlock", "health", "--endpoint", {{quote .Health}}, "--timeout", "2s"]
       interval: 10s
       timeout: 5s
       start_period: 10s

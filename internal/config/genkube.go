@@ -33,10 +33,12 @@ type Kubernetes struct {
 	StorageSize string
 }
 
-// The ports every pod uses: the seed's node 1 ports, also the image's EXPOSE.
+// The ports every pod uses: the seed's node 1 ports, also the image's EXPOSE, and the
+// observability port (metrics, /healthz, /readyz) that the probes and Prometheus use.
 const (
-	kubePeerPort   = 14005
-	kubeClientPort = 24005
+	kubePeerPort    = 14005
+	kubeClientPort  = 24005
+	kubeMetricsPort = 9405
 )
 
 var (
@@ -114,9 +116,11 @@ func (k Kubernetes) Files() ([]GenFile, error) {
 		return nil, err
 	}
 	members := k.Members()
-	v := kubeVars{Kubernetes: k, Quorum: k.Replicas/2 + 1, PeerPort: kubePeerPort, ClientPort: kubeClientPort}
+	v := kubeVars{Kubernetes: k, Quorum: k.Replicas/2 + 1, PeerPort: kubePeerPort, ClientPort: kubeClientPort,
+		MetricsPort: kubeMetricsPort}
+	base := kubeBase(k.Base)
 	for _, m := range members {
-		text, err := renderMember(k.Base, m.ID, members, true)
+		text, err := renderMember(base, m.ID, members, true)
 		if err != nil {
 			return nil, err
 		}
@@ -131,9 +135,21 @@ func (k Kubernetes) Files() ([]GenFile, error) {
 
 type kubeVars struct {
 	Kubernetes
-	Quorum               int
-	PeerPort, ClientPort int
-	Configs              []kubeConfig
+	Quorum                            int
+	PeerPort, ClientPort, MetricsPort int
+	Configs                           []kubeConfig
+}
+
+// kubeBase is base (GenBase if nil) with the observability endpoint on every interface at
+// kubeMetricsPort, which the pods' probes and Prometheus's annotations name: it replaces any
+// metrics address base sets, and keeps its other observability settings.
+func kubeBase(base *Config) *Config {
+	if base == nil {
+		base = GenBase()
+	}
+	c := *base
+	c.Observability.MetricsAddress = net.JoinHostPort("0.0.0.0", strconv.Itoa(kubeMetricsPort))
+	return &c
 }
 
 type kubeConfig struct {
@@ -259,6 +275,11 @@ spec:
       labels:
         app.kubernetes.io/name: dlock
         app.kubernetes.io/instance: {{.Name}}
+      # Scraped by a Prometheus that discovers pods by these annotations.
+      annotations:
+        prometheus.io/scrape: "true"
+        prometheus.io/port: "{{.MetricsPort}}"
+        prometheus.io/path: /metrics
     spec:
       terminationGracePeriodSeconds: 20
       securityContext:
@@ -282,18 +303,26 @@ spec:
               containerPort: {{.PeerPort}}
             - name: client
               containerPort: {{.ClientPort}}
-          # Ready once the node answers clients; a node without a leader answers
-          # with "unavailable" and the client moves on to another.
+            - name: metrics
+              containerPort: {{.MetricsPort}}
+          # Ready while the node is a member that knows a serving leader and
+          # has caught up (observability.metrics_address, /readyz); not-ready
+          # pods leave the client Service, and clients move on to another.
           readinessProbe:
-            exec:
-              command: ["/dlock", "cluster", "status", "--endpoints", "127.0.0.1:{{.ClientPort}}", "--timeout", "2s"]
-            periodSeconds: 10
-            timeoutSeconds: 5
+            httpGet:
+              path: /readyz
+              port: metrics
+            periodSeconds: 5
+            timeoutSeconds: 2
+          # Alive while the process answers HTTP at all. A node without a
+          # leader is alive: restarting it would not bring a leader back.
           livenessProbe:
-            tcpSocket:
-              port: client
+            httpGet:
+              path: /healthz
+              port: metrics
             initialDelaySeconds: 10
             periodSeconds: 10
+            timeoutSeconds: 2
           securityContext:
             allowPrivilegeEscalation: false
             readOnlyRootFilesystem: true

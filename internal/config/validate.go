@@ -39,6 +39,7 @@ func (c *Config) Validate() error {
 	c.validateLimits(&p)
 	c.validateTLS(&p)
 	c.validateAuth(&p)
+	c.validateObservability(&p)
 	return errors.Join(p...)
 }
 

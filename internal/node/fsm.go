@@ -3,15 +3,19 @@ package node
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/dlock-raft/dlock/internal/fsm"
+	"github.com/dlock-raft/dlock/internal/fsm/fsmpb"
 )
 
 // EventSink receives the events of every applied entry, on every node, in log
@@ -26,6 +30,9 @@ type replica struct {
 	limits fsm.Limits
 	sink   EventSink
 	clock  func() time.Time
+	// log and observer are set once, before Raft starts.
+	log      *slog.Logger
+	observer Observer
 
 	mu        sync.RWMutex
 	state     *fsm.State
@@ -37,7 +44,8 @@ type replica struct {
 }
 
 func newReplica(l fsm.Limits, sink EventSink, clock func() time.Time) *replica {
-	return &replica{limits: l, sink: sink, clock: clock, state: fsm.New(l), waitCh: make(chan struct{}), appliedAt: clock()}
+	return &replica{limits: l, sink: sink, clock: clock, state: fsm.New(l), waitCh: make(chan struct{}), appliedAt: clock(),
+		log: slog.Default(), observer: nopObserver{}}
 }
 
 var _ raft.BatchingFSM = (*replica)(nil)
@@ -51,12 +59,14 @@ func (r *replica) Apply(l *raft.Log) interface{} {
 func (r *replica) ApplyBatch(logs []*raft.Log) []interface{} {
 	out := make([]interface{}, len(logs))
 	var events []fsm.Event
+	renewals := 0
 	r.mu.Lock()
 	for i, l := range logs {
 		if l.Type == raft.LogCommand {
-			o := r.state.ApplyBytes(l.Data)
+			o, renewed := r.applyEntry(l.Data)
 			out[i] = o
 			events = append(events, o.Events...)
+			renewals += renewed
 		}
 		r.applied = l.Index
 	}
@@ -66,7 +76,49 @@ func (r *replica) ApplyBatch(logs []*raft.Log) []interface{} {
 		r.sink(events)
 	}
 	r.notify()
+	if len(events) > 0 || renewals > 0 {
+		r.observeEvents(events, renewals)
+	}
 	return out
+}
+
+// applyEntry applies one entry's bytes, as fsm.State.ApplyBytes does, and
+// also counts the renewals it applied (renewals emit no event). Called with
+// r.mu held.
+func (r *replica) applyEntry(data []byte) (fsm.Output, int) {
+	var e fsmpb.Entry
+	if err := proto.Unmarshal(data, &e); err != nil {
+		return r.state.ApplyBytes(data), 0 // the same refusal, on every replica
+	}
+	o := r.state.Apply(&e)
+	renewed := 0
+	for i, c := range e.Commands {
+		if c.GetRenew() != nil && i < len(o.Results) && o.Results[i].Code == fsmpb.Code_OK && !o.Results[i].Replayed {
+			renewed++
+		}
+	}
+	return o, renewed
+}
+
+// observeEvents counts applied events for metrics and logs each lease
+// expiry at debug level. It never logs a KV value: events carry none.
+func (r *replica) observeEvents(events []fsm.Event, renewals int) {
+	var grants, releases, expiries int
+	debug := r.log.Enabled(context.Background(), slog.LevelDebug)
+	for _, e := range events {
+		switch e.Kind {
+		case fsm.EventGranted:
+			grants++
+		case fsm.EventReleased:
+			releases++
+		case fsm.EventExpired:
+			expiries++
+			if debug {
+				r.log.Debug("lease expired", "lock", e.Name, "owner", e.Owner, "token", e.Token, "ttl", time.Duration(e.TTL))
+			}
+		}
+	}
+	r.observer.Applied(grants, releases, expiries, renewals)
 }
 
 func (r *replica) notify() {
@@ -119,6 +171,7 @@ func (r *replica) clusterNow() int64 {
 // Snapshot encodes the state now; hashicorp/raft never calls it concurrently
 // with Apply, and Persist then writes the bytes while applies go on.
 func (r *replica) Snapshot() (raft.FSMSnapshot, error) {
+	start := time.Now()
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	var buf bytes.Buffer
@@ -128,12 +181,14 @@ func (r *replica) Snapshot() (raft.FSMSnapshot, error) {
 	if err := r.state.WriteSnapshot(&buf); err != nil {
 		return nil, fmt.Errorf("encode snapshot at index %d: %w", r.applied, err)
 	}
-	return &encodedSnapshot{data: buf.Bytes()}, nil
+	r.observer.Snapshot("capture", time.Since(start), buf.Len())
+	return &encodedSnapshot{data: buf.Bytes(), index: r.applied, log: r.log, observer: r.observer}, nil
 }
 
 // Restore replaces the whole state with a snapshot's.
 func (r *replica) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	start := time.Now()
 	br := bufio.NewReaderSize(rc, 1<<16)
 	var idx [8]byte
 	if _, err := io.ReadFull(br, idx[:]); err != nil {
@@ -148,6 +203,9 @@ func (r *replica) Restore(rc io.ReadCloser) error {
 	r.applied = binary.BigEndian.Uint64(idx[:])
 	r.appliedAt = r.clock()
 	r.mu.Unlock()
+	took := time.Since(start)
+	r.observer.Snapshot("restore", took, 0)
+	r.log.Info("snapshot restored", "index", binary.BigEndian.Uint64(idx[:]), "duration", took)
 	if r.sink != nil {
 		// Waiters re-check the state: a grant may be inside the snapshot.
 		r.sink(nil)
@@ -156,14 +214,28 @@ func (r *replica) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-type encodedSnapshot struct{ data []byte }
+type encodedSnapshot struct {
+	data     []byte
+	index    uint64
+	log      *slog.Logger
+	observer Observer
+}
 
 func (s *encodedSnapshot) Persist(sink raft.SnapshotSink) error {
+	start := time.Now()
 	if _, err := sink.Write(s.data); err != nil {
 		sink.Cancel()
 		return fmt.Errorf("write snapshot: %w", err)
 	}
-	return sink.Close()
+	if err := sink.Close(); err != nil {
+		return err
+	}
+	took := time.Since(start)
+	if _, backup := sink.(*bufferSink); !backup && s.observer != nil {
+		s.observer.Snapshot("persist", took, len(s.data))
+		s.log.Info("snapshot taken", "index", s.index, "bytes", len(s.data), "duration", took, "id", sink.ID())
+	}
+	return nil
 }
 
 func (s *encodedSnapshot) Release() {}

@@ -451,6 +451,15 @@ func countVoters(servers []raft.Server) int {
 	return c
 }
 
+// describeServers lists servers as "1 voter, 2 nonvoter, ...", for logs.
+func describeServers(servers []raft.Server) string {
+	parts := make([]string, len(servers))
+	for i, s := range servers {
+		parts[i] = string(s.ID) + " " + suffrage(s.Suffrage == raft.Voter)
+	}
+	return strings.Join(parts, ", ")
+}
+
 func serverIDs(servers []raft.Server) string {
 	ids := make([]string, len(servers))
 	for i, s := range servers {
@@ -520,6 +529,7 @@ func (n *Node) watchMembers() {
 		cancel()
 	}()
 	listed := slices.ContainsFunc(n.book.servers(), n.isSelf)
+	seen := describeServers(n.book.servers())
 	retry := make(map[raft.ServerID]learnRetry)
 	tick := time.NewTicker(memberPollInterval)
 	defer tick.Stop()
@@ -530,6 +540,12 @@ func (n *Node) watchMembers() {
 		case <-tick.C:
 		}
 		servers := n.book.servers()
+		if now := describeServers(servers); now != seen && len(servers) > 0 {
+			if seen != "" {
+				n.log.Info("cluster members changed", "members", now, "before", seen)
+			}
+			seen = now
+		}
 		switch {
 		case slices.ContainsFunc(servers, n.isSelf):
 			listed = true

@@ -47,6 +47,8 @@ type Options struct {
 	// PeerTLS, if set, makes the peer port mutual TLS (see PeerTLS).
 	// Default nil: plaintext.
 	PeerTLS PeerTLS
+	// Observer is told what the node does, for metrics. Default: nothing.
+	Observer Observer
 }
 
 // Node is one running replica. Its methods are safe for concurrent use.
@@ -57,6 +59,10 @@ type Node struct {
 	wall   func() time.Time
 	timing config.RaftTiming
 	book   *addressBook
+	// observer is never nil (nopObserver by default).
+	observer Observer
+	// raftLog is hashicorp/raft's logger; SetLogLevel changes its level.
+	raftLog hclog.Logger
 
 	raft      *raft.Raft
 	replica   *replica
@@ -126,6 +132,9 @@ func newNode(opts Options) (*Node, error) {
 	if n.log == nil {
 		n.log = slog.Default()
 	}
+	if n.observer = opts.Observer; n.observer == nil {
+		n.observer = nopObserver{}
+	}
 	if n.clock == nil {
 		n.clock = time.Now
 	}
@@ -137,6 +146,7 @@ func newNode(opts Options) (*Node, error) {
 		return nil, fmt.Errorf("dlock: state machine limits: %w", err)
 	}
 	n.replica = newReplica(limits, opts.Sink, n.clock)
+	n.replica.log, n.replica.observer = n.log, n.observer
 	out := opts.RaftLogOutput
 	if out == nil {
 		out = os.Stderr
@@ -170,7 +180,9 @@ func (n *Node) openRaft(logOut io.Writer) error {
 	if err := n.loadClientAddress(); err != nil {
 		return err
 	}
-	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: logOut, Level: hclogLevel(n.cfg.SlogLevel())})
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: logOut, Level: hclogLevel(n.cfg.SlogLevel()),
+		JSONFormat: n.cfg.Observability.LogFormat == config.LogFormatJSON})
+	n.raftLog = hlog
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dataDir, snapshotsRetained, hlog)
 	if err != nil {
 		return fmt.Errorf("dlock: open snapshots in %q: %w", dataDir, err)
@@ -269,10 +281,11 @@ func (n *Node) start() {
 		defer n.wg.Done()
 		_ = n.peerSrv.Serve(n.mux.peer)
 	}()
-	n.workers.Add(3)
+	n.workers.Add(4)
 	go n.runBatcher()
 	go n.watchLeadership()
 	go n.watchMembers()
+	go n.watchLeaders()
 }
 
 // Close stops the node at once: it takes no new proposals, and callers

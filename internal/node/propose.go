@@ -184,6 +184,7 @@ func (n *Node) proposeLocal(ctx context.Context, cmds []*fsmpb.Command, internal
 type inflight struct {
 	future raft.ApplyFuture
 	props  []*proposal
+	start  time.Time // when it was handed to Raft, for the apply latency
 }
 
 // runBatcher groups waiting proposals into one Raft entry, stamped with
@@ -216,7 +217,7 @@ func (n *Node) runBatcher() {
 			continue
 		}
 		select {
-		case pending <- inflight{future: f, props: batch}:
+		case pending <- inflight{future: f, props: batch, start: time.Now()}:
 		case <-n.stop:
 			// Nobody waits for this entry now; Raft answers its future
 			// unheard. Blocking here would stall Close.
@@ -285,6 +286,7 @@ func (n *Node) submit(batch []*proposal) (raft.ApplyFuture, bool) {
 		failAll(kept, fmt.Errorf("dlock: encode entry: %w", err))
 		return nil, false
 	}
+	n.observer.Batched(len(kept), len(entry.Commands))
 	return n.raft.Apply(data, n.timing.ApplyTimeout), true
 }
 
@@ -294,7 +296,9 @@ func (n *Node) runResponder(pending <-chan inflight) {
 	defer n.workers.Done()
 	for in := range pending {
 		props := in.props
-		if err := in.future.Error(); err != nil {
+		err := in.future.Error()
+		n.observer.Committed(time.Since(in.start), err)
+		if err != nil {
 			failAll(props, err)
 			continue
 		}

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	dlockv1 "github.com/dlock-raft/dlock/api/dlockv1"
 	"github.com/dlock-raft/dlock/internal/config"
@@ -52,6 +53,8 @@ type Options struct {
 	TLS *tls.Config
 	// Auth turns access control on (see auth.go).
 	Auth config.AuthConfig
+	// Observer is told every call's outcome, for metrics. Default: nothing.
+	Observer Observer
 }
 
 // Server implements the Lock, KV, Cluster and Acl services.
@@ -62,6 +65,9 @@ type Server struct {
 	log     *slog.Logger
 	grpc    *grpc.Server
 	slots   chan struct{}
+
+	// observer is never nil (nopObserver by default).
+	observer Observer
 
 	// stopping is closed when the server begins to stop: waiting acquires
 	// then return Unavailable at once and keep their place in the queue
@@ -81,13 +87,21 @@ func New(n Node, waiters *Waiters, opts Options) *Server {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	sopts := []grpc.ServerOption{grpc.UnaryInterceptor(s.limitInflight),
-		grpc.ChainUnaryInterceptor(s.authUnary), grpc.ChainStreamInterceptor(s.authStream)}
+	if s.observer = opts.Observer; s.observer == nil {
+		s.observer = nopObserver{}
+	}
+	// Observation first, so that refusals (limits, access control) are
+	// counted too.
+	sopts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(s.observeUnary, s.limitInflight, s.authUnary),
+		grpc.ChainStreamInterceptor(s.observeStream, s.authStream),
+	}
 	if opts.TLS != nil {
 		sopts = append(sopts, grpc.Creds(credentials.NewTLS(opts.TLS)))
 	}
 	s.grpc = grpc.NewServer(sopts...)
 	dlockv1.RegisterAclServer(s.grpc, aclService{Server: s})
+	healthpb.RegisterHealthServer(s.grpc, healthService{s: s})
 	dlockv1.RegisterLockServer(s.grpc, lockService{Server: s})
 	dlockv1.RegisterKVServer(s.grpc, kvService{Server: s})
 	dlockv1.RegisterClusterServer(s.grpc, clusterService{Server: s})

@@ -73,6 +73,7 @@ type Cluster struct {
 	bin    string
 	host   string
 	fabric *faultnet.Fabric
+	edit   func(*config.Config)
 	Dir    string
 	Nodes  []*Node
 	// PKI issued the nodes' certificates when Options.TLS is set; nil
@@ -96,12 +97,15 @@ type Options struct {
 	// TLS runs both planes with mutual TLS, on certificates of a CA the
 	// cluster creates (Cluster.PKI).
 	TLS bool
+	// Edit, if set, changes every node's configuration before it is
+	// written (e.g. to turn on observability.metrics_address).
+	Edit func(*config.Config)
 }
 
 // StartOpts is Start shaped by opts.
 func StartOpts(t testing.TB, n int, opts Options) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, bin: Binary(t), Dir: t.TempDir(), host: loopbackHost(), fabric: opts.Fabric}
+	c := &Cluster{t: t, bin: Binary(t), Dir: t.TempDir(), host: loopbackHost(), fabric: opts.Fabric, edit: opts.Edit}
 	for i := 1; i <= n; i++ {
 		c.Nodes = append(c.Nodes, &Node{
 			ID: i, PeerAddr: freeAddr(t, c.host), ClientAddr: freeAddr(t, c.host),
@@ -159,10 +163,14 @@ func (c *Cluster) writeConfig(nd *Node) {
 	base.Storage.LogPath = "./"
 	base.Storage.LogLevel = "Debug"
 	base.Storage.EntryStoragePath = "./var/persistence.db"
+	cfg := base.ForMember(uint32(nd.ID), members)
 	if c.PKI != nil {
-		both(base, c.PKI.NodeFiles(uint32(nd.ID)))
+		both(cfg, c.PKI.NodeFiles(uint32(nd.ID)))
 	}
-	text, err := base.ForMember(uint32(nd.ID), members).Render()
+	if c.edit != nil {
+		c.edit(cfg)
+	}
+	text, err := cfg.Render()
 	if err != nil {
 		c.t.Fatalf("config for node %d: %v", nd.ID, err)
 	}
