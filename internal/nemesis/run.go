@@ -43,7 +43,14 @@ type Event struct {
 	// Recovery how long after the heal that was (the liveness measure).
 	Recovered time.Duration
 	Recovery  time.Duration
-	Err       error
+	// Declined is the cluster's answer when it refused the fault itself:
+	// a leadership transfer that did not complete (Raft gives the target
+	// one election timeout to win, which an overloaded or just-restarted
+	// node can miss). The API reported it to its caller and the old leader
+	// kept leading, so it is no violation: the run goes on, and the
+	// probe still has to succeed within RecoveryMax.
+	Declined error
+	Err      error
 }
 
 func (e Event) String() string {
@@ -51,6 +58,9 @@ func (e Event) String() string {
 		e.Start.Round(time.Millisecond), e.Healed.Round(time.Millisecond))
 	if e.Recovered > 0 {
 		s += fmt.Sprintf(", serving again %v after heal", e.Recovery.Round(time.Millisecond))
+	}
+	if e.Declined != nil {
+		s += ", declined: " + e.Declined.Error()
 	}
 	if e.Err != nil {
 		s += ", error: " + e.Err.Error()
@@ -102,6 +112,9 @@ func (r *Runner) step(ctx context.Context, st Step) Event {
 	ev := Event{Step: st, Start: r.Now()}
 	heal, nodes, err := r.inject(ctx, st)
 	ev.Nodes = nodes
+	if d := (*declined)(nil); errors.As(err, &d) {
+		ev.Declined, err = d.err, nil
+	}
 	if err != nil {
 		ev.Err = err
 		if heal != nil {
@@ -265,10 +278,21 @@ func (r *Runner) inject(ctx context.Context, st Step) (func() error, []int, erro
 		if to == leader {
 			to = (to + 1) % n
 		}
-		return nil, []int{leader, to}, c.Transfer(lctx, to)
+		if err := c.Transfer(lctx, to); err != nil && lctx.Err() == nil {
+			return nil, []int{leader, to}, &declined{err}
+		} else if err != nil {
+			return nil, []int{leader, to}, err
+		}
+		return nil, []int{leader, to}, nil
 	}
 	return nil, nil, fmt.Errorf("nemesis: unknown kind %q", st.Kind)
 }
+
+// declined marks an inject error as the cluster refusing the fault (see
+// Event.Declined), not as a failure to inject it.
+type declined struct{ err error }
+
+func (d *declined) Error() string { return d.err.Error() }
 
 func ids(idx []int) []int {
 	out := make([]int, len(idx))
