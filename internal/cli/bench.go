@@ -3,6 +3,8 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,7 +17,7 @@ import (
 func benchCommand() *cobra.Command {
 	f := &common{}
 	cfg := loadgen.Config{}
-	var workload string
+	var workload, cpuProfile string
 	cmd := group("bench", "Load a cluster with lock or KV operations and report ops/s and latencies", f)
 	cmd.Long = `Load a cluster and report what a user of locks would see.
 
@@ -46,6 +48,13 @@ counted) goes to standard output as a table, or as JSON with -o json.`
 			cfg.Progress = cmd.ErrOrStderr()
 		}
 		cmd.SilenceUsage = true
+		if cpuProfile != "" {
+			stop, err := startCPUProfile(cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer stop()
+		}
 		res, err := loadgen.Run(cmd.Context(), loadgen.NewDlock(f.endpoints, opts...), cfg)
 		if err != nil {
 			return err
@@ -65,7 +74,25 @@ counted) goes to standard output as a table, or as JSON with -o json.`
 	fl.DurationVar(&cfg.TTL, "ttl", 10*time.Second, "lease of each hold; also each operation's timeout")
 	fl.DurationVar(&cfg.Hold, "hold", 0, "how long each client keeps a lock before releasing it")
 	fl.IntVar(&cfg.PayloadSize, "payload", 128, "bytes of each value the mixed workload writes")
+	fl.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this client process to the file "+
+		"(for the servers' side, see the nodes' /debug/pprof/)")
 	return cmd
+}
+
+// startCPUProfile profiles this process into path until the returned stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
 
 // checkBench turns a bad flag into a usage error that names the flag.
