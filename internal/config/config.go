@@ -65,11 +65,11 @@ type NetworkConfig struct {
 // defaults are the seed config.yaml's values; how each maps onto hashicorp/raft is documented on the
 // field and in docs/config.md. Seed section.
 type Parameters struct {
-	// HeartbeatInterval is how often the leader contacts each follower. hashicorp/raft sends a heartbeat
-	// every HeartbeatTimeout/10, so RaftTiming sets HeartbeatTimeout = max(10*HeartbeatInterval,
-	// MinWaitTimeCandidate). Shorter detects a dead leader sooner but costs more traffic and risks
-	// elections on a loaded network. Seed key. Default 50ms (giving a 500ms heartbeat timeout);
-	// range 1ms..10s.
+	// HeartbeatInterval sets how soon a dead leader is noticed: RaftTiming sets HeartbeatTimeout =
+	// max(5*HeartbeatInterval, MinWaitTimeCandidate), and hashicorp/raft heartbeats every
+	// HeartbeatTimeout/10. Shorter fails over sooner but costs more traffic and risks elections on a
+	// loaded network. Seed key. Default 50ms (giving a 250ms heartbeat timeout, a failover under a
+	// second); range 1ms..10s.
 	HeartbeatInterval Millis `yaml:"heart_beat_interval"`
 	// AppendEntriesTimeout is the Raft peer transport's I/O timeout (RaftTiming.TransportTimeout), floored
 	// at 1s: a follower on a busy disk may take longer than the seed's 150ms to fsync, and a timeout there

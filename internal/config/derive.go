@@ -81,20 +81,23 @@ const (
 // RaftTiming maps the parameters onto hashicorp/raft settings; a validated Config gives values that pass
 // raft.ValidateConfig. The mapping, and why, is on each Parameters field; in short:
 //
-//	HeartbeatTimeout   = max(10*heart_beat_interval, min_wait_time_candidate)  (raft heartbeats every T/10)
-//	ElectionTimeout    = HeartbeatTimeout                                      (raft randomizes in [T, 2T])
-//	LeaderLeaseTimeout = HeartbeatTimeout/2                                    (must not exceed HeartbeatTimeout)
+//	HeartbeatTimeout   = max(5*heart_beat_interval, min_wait_time_candidate)  (raft heartbeats every T/10)
+//	ElectionTimeout    = HeartbeatTimeout                                     (raft randomizes in [T, 2T])
+//	LeaderLeaseTimeout = HeartbeatTimeout                                     (must not exceed HeartbeatTimeout)
 //	TransportTimeout   = max(append_entries_timeout, 1s)
 //	ApplyTimeout       = state_change_timeout
 //	MaxAppendEntries   = max_log_units_recover
 //	CommitTimeout      = 10ms
 func (c *Config) RaftTiming() RaftTiming {
 	p := &c.Parameters
-	hb := max(10*p.HeartbeatInterval.Duration(), p.MinWaitTimeCandidate.Duration())
+	// Five intervals, not ten: raft re-arms a follower's timer at a random point in [T, 2T) and only
+	// then checks the last contact, so a dead leader is noticed after T to 3T. With T = 500ms (ten
+	// intervals) a SIGKILLed leader left clients without a write for 1.5s; with 250ms, 0.47-0.78s.
+	hb := max(5*p.HeartbeatInterval.Duration(), p.MinWaitTimeCandidate.Duration())
 	return RaftTiming{
 		HeartbeatTimeout:   hb,
 		ElectionTimeout:    hb,
-		LeaderLeaseTimeout: hb / 2,
+		LeaderLeaseTimeout: hb,
 		CommitTimeout:      commitTimeout,
 		TransportTimeout:   max(p.AppendEntriesTimeout.Duration(), transportTimeoutMin),
 		ApplyTimeout:       p.StateChangeTimeout.Duration(),

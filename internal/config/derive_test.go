@@ -19,14 +19,14 @@ func TestRaftTimingMapsSeedParameters(t *testing.T) {
 		wantHeartbeatTimeout time.Duration
 		wantTransportTimeout time.Duration
 	}{
-		{"seed values: ten heartbeats per timeout", millis(50), millis(150), millis(150),
-			500 * time.Millisecond, time.Second},
-		{"min wait above ten heartbeats is the floor", millis(10), millis(150), millis(150),
+		{"seed values: five intervals per timeout", millis(50), millis(150), millis(150),
+			250 * time.Millisecond, time.Second},
+		{"min wait above five intervals is the floor", millis(20), millis(150), millis(150),
 			150 * time.Millisecond, time.Second},
 		{"smallest allowed values", millis(1), millis(1), millis(1),
-			10 * time.Millisecond, time.Second},
+			5 * time.Millisecond, time.Second},
 		{"slow append timeout kept above the 1s floor", millis(100), millis(150), millis(3000),
-			time.Second, 3 * time.Second},
+			500 * time.Millisecond, 3 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -39,7 +39,7 @@ func TestRaftTimingMapsSeedParameters(t *testing.T) {
 			want := RaftTiming{
 				HeartbeatTimeout:   tt.wantHeartbeatTimeout,
 				ElectionTimeout:    tt.wantHeartbeatTimeout,
-				LeaderLeaseTimeout: tt.wantHeartbeatTimeout / 2,
+				LeaderLeaseTimeout: tt.wantHeartbeatTimeout,
 				CommitTimeout:      10 * time.Millisecond,
 				TransportTimeout:   tt.wantTransportTimeout,
 				ApplyTimeout:       2 * time.Second,

@@ -11,8 +11,8 @@ import (
 // seedTiming is what every seed file's parameters (heart_beat_interval 50, min_wait_time_candidate 150,
 // append_entries_timeout 150, max_log_units_recover 200, state_change_timeout 2000 or left out) give.
 var seedTiming = RaftTiming{
-	HeartbeatTimeout:   500 * time.Millisecond,
-	ElectionTimeout:    500 * time.Millisecond,
+	HeartbeatTimeout:   250 * time.Millisecond,
+	ElectionTimeout:    250 * time.Millisecond,
 	LeaderLeaseTimeout: 250 * time.Millisecond,
 	CommitTimeout:      10 * time.Millisecond,
 	TransportTimeout:   time.Second,
