@@ -229,7 +229,7 @@ func dumpLock(s *State, name string) string {
 	}
 	h := l.hold
 	out := fmt.Sprintf("%s token=%d nonce=%d ttl=%d at=%d exp=%d", h.owner, h.token, l.nonce, h.ttl, h.granted, h.expires)
-	for i, w := range l.waiters {
+	for i, w := range l.waiting() {
 		sep := ","
 		if i == 0 {
 			sep = " q="

@@ -15,8 +15,8 @@ func (s *State) newLock(name string) *lock {
 
 // dropLock forgets a released record (pruning).
 func (s *State) dropLock(l *lock) {
-	mustf(!l.held && len(l.waiters) == 0, "pruning lock %q that is held (%t) or has %d waiters",
-		l.name, l.held, len(l.waiters))
+	mustf(!l.held && len(l.waiting()) == 0, "pruning lock %q that is held (%t) or has %d waiters",
+		l.name, l.held, len(l.waiting()))
 	heap.Remove(&s.idle, l.idleAt)
 	delete(s.locks, l.name)
 	mustf(s.lockNames.remove(l.name), "lock %q missing from the name index", l.name)
@@ -58,12 +58,16 @@ func (s *State) end(l *lock, kind EventKind) string {
 	s.emit(kind, l)
 	heap.Remove(&s.expiry, l.expiryAt)
 	l.held = false
-	l.last = l.hold
+	if l.last == nil {
+		// Allocated on the first release only: a million locks that are
+		// held and never released carry a pointer, not a whole hold.
+		l.last = new(hold)
+	}
+	*l.last = l.hold
 	l.last.claims = nil
 	l.hold = hold{}
 	s.dropDeadWaiters(l)
-	if len(l.waiters) == 0 {
-		l.clearQueue()
+	if len(l.waiting()) == 0 {
 		l.released = s.now
 		heap.Push(&s.idle, l)
 		return ""

@@ -50,21 +50,21 @@ func (s *State) enqueue(l *lock, a *fsmpb.Acquire) *fsmpb.Result {
 	s.dropDeadWaiters(l)
 	deadline := satAdd(s.now, a.GetWaitNanos())
 	if i := l.waiterIndex(a.GetOwner()); i >= 0 {
-		w := &l.waiters[i]
+		w := &l.waiting()[i]
 		w.deadline = max(w.deadline, deadline)
 		w.ttl = a.GetTtlNanos()
 		w.claims = addClaim(w.claims, a.GetAttempt())
 		return &fsmpb.Result{Code: fsmpb.Code_QUEUED, Position: uint32(i + 1), TtlNanos: w.ttl}
 	}
-	if len(l.waiters) >= s.limits.WaitersPerLockMax {
-		return overLimit("queue of lock %q is full: %d waiters, the limit", a.GetName(), len(l.waiters))
+	if len(l.waiting()) >= s.limits.WaitersPerLockMax {
+		return overLimit("queue of lock %q is full: %d waiters, the limit", a.GetName(), len(l.waiting()))
 	}
 	mustf(l.hold.owner != a.GetOwner(), "holder also queued: lock %q owner %q token %d",
 		l.name, a.GetOwner(), l.hold.token)
 	l.pushWaiter(waiter{owner: a.GetOwner(), ttl: a.GetTtlNanos(), deadline: deadline,
 		enqueued: s.now, claims: addClaim(nil, a.GetAttempt())})
 	s.waiters++
-	return &fsmpb.Result{Code: fsmpb.Code_QUEUED, Position: uint32(len(l.waiters)), TtlNanos: a.GetTtlNanos()}
+	return &fsmpb.Result{Code: fsmpb.Code_QUEUED, Position: uint32(len(l.waiting())), TtlNanos: a.GetTtlNanos()}
 }
 
 // renew extends the caller's live hold to now + ttl (ttl 0: the hold's TTL).
@@ -134,8 +134,8 @@ func (s *State) withdraw(w *fsmpb.Withdraw) *fsmpb.Result {
 	if s.lapsed(l) {
 		s.end(l, EventExpired)
 	}
-	if i := l.waiterIndex(w.GetOwner()); i >= 0 && hasClaim(l.waiters[i].claims, w.GetAttempt()) {
-		wt := &l.waiters[i]
+	if i := l.waiterIndex(w.GetOwner()); i >= 0 && hasClaim(l.waiting()[i].claims, w.GetAttempt()) {
+		wt := &l.waiting()[i]
 		if wt.claims = dropClaim(wt.claims, w.GetAttempt()); len(wt.claims) == 0 {
 			l.removeWaiter(i)
 			s.waiters--
@@ -199,7 +199,7 @@ func (s *State) adopt(a *fsmpb.Acquire, answer *fsmpb.Result) *fsmpb.Result {
 	switch answer.GetCode() {
 	case fsmpb.Code_QUEUED:
 		if i := l.waiterIndex(a.GetOwner()); i >= 0 {
-			l.waiters[i].claims = takeOver(l.waiters[i].claims)
+			l.waiting()[i].claims = takeOver(l.waiting()[i].claims)
 		} else if owned {
 			l.hold.claims = takeOver(l.hold.claims)
 		}

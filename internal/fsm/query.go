@@ -30,13 +30,13 @@ func (s *State) view(l *lock) LockView {
 		v.GrantedNanos, v.ExpiresNanos = l.hold.granted, l.hold.expires
 		v.AcquiredUnixNanos = l.hold.acquiredUnix
 		v.Held = !s.lapsed(l)
-	} else if l.last.token != 0 {
+	} else if l.last != nil && l.last.token != 0 {
 		// A free lock shows its last hold (owner left out): the seed's
 		// query reports the time of the last acquirement after a release.
 		v.Token, v.TTL, v.GrantedNanos = l.last.token, l.last.ttl, l.last.granted
 		v.AcquiredUnixNanos = l.last.acquiredUnix
 	}
-	for _, w := range l.waiters {
+	for _, w := range l.waiting() {
 		if w.deadline >= s.now {
 			v.Waiters++
 		}
@@ -115,5 +115,5 @@ func (s *State) Queued(name, owner string) bool {
 		return false
 	}
 	i := l.waiterIndex(owner)
-	return i >= 0 && l.waiters[i].deadline >= s.now
+	return i >= 0 && l.waiting()[i].deadline >= s.now
 }

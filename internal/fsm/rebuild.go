@@ -109,7 +109,8 @@ func (b *rebuilder) lock(r *fsmpb.LockRecord) error {
 	s := b.s
 	l := &lock{name: r.GetName(), nonce: r.GetNonce(), released: r.GetReleasedNanos(), expiryAt: -1, idleAt: -1}
 	if h := r.GetLast(); h != nil {
-		l.last = holdOf(h)
+		last := holdOf(h)
+		l.last = &last
 	}
 	if h := r.GetHold(); h != nil {
 		l.held = true
@@ -127,7 +128,7 @@ func (b *rebuilder) lock(r *fsmpb.LockRecord) error {
 		l.pushWaiter(waiter{owner: w.GetOwner(), ttl: w.GetTtlNanos(),
 			deadline: w.GetDeadlineNanos(), enqueued: w.GetEnqueuedNanos(), claims: w.GetClaims()})
 	}
-	s.waiters += len(l.waiters)
+	s.waiters += len(l.waiting())
 	s.locks[l.name] = l
 	s.lockNames.insert(l.name)
 	return nil

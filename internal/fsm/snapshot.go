@@ -107,12 +107,12 @@ func lockRecord(l *lock) *fsmpb.SnapshotRecord {
 	if l.held {
 		r.Hold = holdRecord(l.hold)
 	}
-	if l.last.token != 0 {
-		r.Last = holdRecord(l.last)
+	if l.last != nil && l.last.token != 0 {
+		r.Last = holdRecord(*l.last)
 	}
-	if len(l.waiters) > 0 {
-		r.Waiters = make([]*fsmpb.Waiter, len(l.waiters))
-		for i, w := range l.waiters {
+	if len(l.waiting()) > 0 {
+		r.Waiters = make([]*fsmpb.Waiter, len(l.waiting()))
+		for i, w := range l.waiting() {
 			r.Waiters[i] = &fsmpb.Waiter{Owner: w.owner, TtlNanos: w.ttl,
 				DeadlineNanos: w.deadline, EnqueuedNanos: w.enqueued, Claims: w.claims}
 		}
@@ -192,6 +192,10 @@ func (s *State) Clone() *State {
 		i++
 		*l = *s.locks[name]
 		l.cloneQueue()
+		if l.last != nil {
+			last := *l.last // the copy must not share what the original's next release overwrites
+			l.last = &last
+		}
 		c.locks[name] = l
 		if l.held {
 			c.expiry.items[l.expiryAt] = l // same index: same heap shape

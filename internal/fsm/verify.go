@@ -53,7 +53,7 @@ func (s *State) verifyLocks() error {
 		if l.held {
 			held++
 		}
-		waiters += len(l.waiters)
+		waiters += len(l.waiting())
 	}
 	switch {
 	case held != s.expiry.Len() || len(s.locks)-held != s.idle.Len():
@@ -76,13 +76,13 @@ func (s *State) verifyLock(l *lock, tokens map[uint64]string) error {
 		return errors.New("nonce 0: a record exists only after a grant")
 	case l.released < 0 || l.released > s.now:
 		return fmt.Errorf("released at %d, outside [0, now %d]", l.released, s.now)
-	case !l.held && len(l.waiters) > 0:
-		return fmt.Errorf("released, yet %d waiters", len(l.waiters))
+	case !l.held && len(l.waiting()) > 0:
+		return fmt.Errorf("released, yet %d waiters", len(l.waiting()))
 	case !l.held && (l.expiryAt != -1 || !inHeap(&s.idle, l.idleAt, l)):
 		return errors.New("released, but not exactly in the idle heap")
 	case l.held && (l.idleAt != -1 || !inHeap(&s.expiry, l.expiryAt, l)):
 		return errors.New("held, but not exactly in the expiry heap")
-	case l.last.token > s.fence || len(l.last.claims) > 0:
+	case l.last != nil && (l.last.token > s.fence || len(l.last.claims) > 0):
 		return fmt.Errorf("last hold token %d over fence %d, or with claims", l.last.token, s.fence)
 	case !l.held:
 		return nil
@@ -132,8 +132,8 @@ func verifyClaims(claims []uint64) error {
 }
 
 func (s *State) verifyQueue(l *lock) error {
-	seen := make(map[string]bool, len(l.waiters))
-	for i, w := range l.waiters {
+	seen := make(map[string]bool, len(l.waiting()))
+	for i, w := range l.waiting() {
 		if err := checkText("waiter", w.owner); err != nil {
 			return fmt.Errorf("waiter %d: %w", i+1, err)
 		}
@@ -148,16 +148,23 @@ func (s *State) verifyQueue(l *lock) error {
 			return fmt.Errorf("waiter %q: enqueued at %d, outside [0, now %d]", w.owner, w.enqueued, s.now)
 		case w.deadline < w.enqueued:
 			return fmt.Errorf("waiter %q: deadline %d before enqueued %d", w.owner, w.deadline, w.enqueued)
-		case w.deadline < l.deadMin:
-			return fmt.Errorf("waiter %q: deadline %d below the queue's bound %d", w.owner, w.deadline, l.deadMin)
+		case w.deadline < l.queue.deadMin:
+			return fmt.Errorf("waiter %q: deadline %d below the queue's bound %d", w.owner, w.deadline, l.queue.deadMin)
 		}
 		if err := verifyClaims(w.claims); err != nil {
 			return fmt.Errorf("waiter %q: %w", w.owner, err)
 		}
 		seen[w.owner] = true
 	}
-	if len(l.queued) != len(seen) || !maps.EqualFunc(l.queued, seen, func(struct{}, bool) bool { return true }) {
-		return fmt.Errorf("%d waiters, but an owner set of %d that differs", len(seen), len(l.queued))
+	if l.queue == nil {
+		return nil
+	}
+	if len(l.queue.items) == 0 {
+		return errors.New("an empty queue left allocated")
+	}
+	owners := l.queue.owners
+	if len(owners) != len(seen) || !maps.EqualFunc(owners, seen, func(struct{}, bool) bool { return true }) {
+		return fmt.Errorf("%d waiters, but an owner set of %d that differs", len(seen), len(owners))
 	}
 	return nil
 }
