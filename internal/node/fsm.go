@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -41,6 +42,10 @@ type replica struct {
 
 	waitMu sync.Mutex
 	waitCh chan struct{} // closed and replaced on every apply
+
+	// lastSnapshot is the size of the last snapshot captured, to size the next one's buffer: grown by
+	// doubling, a 80 MB snapshot (a million held locks) would leave 216 MB of buffers behind.
+	lastSnapshot atomic.Int64
 }
 
 func newReplica(l fsm.Limits, sink EventSink, clock func() time.Time) *replica {
@@ -175,12 +180,16 @@ func (r *replica) Snapshot() (raft.FSMSnapshot, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	var buf bytes.Buffer
+	if n := r.lastSnapshot.Load(); n > 0 {
+		buf.Grow(int(n + n/8)) // room for some growth since
+	}
 	var idx [8]byte
 	binary.BigEndian.PutUint64(idx[:], r.applied)
 	buf.Write(idx[:])
 	if err := r.state.WriteSnapshot(&buf); err != nil {
 		return nil, fmt.Errorf("encode snapshot at index %d: %w", r.applied, err)
 	}
+	r.lastSnapshot.Store(int64(buf.Len()))
 	r.observer.Snapshot("capture", time.Since(start), buf.Len())
 	return &encodedSnapshot{data: buf.Bytes(), index: r.applied, log: r.log, observer: r.observer}, nil
 }
