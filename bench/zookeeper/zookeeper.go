@@ -1,0 +1,191 @@
+// Package zookeeper drives a ZooKeeper ensemble through loadgen's System interface, with the lock
+// recipe of github.com/go-zookeeper/zk (zk.NewLock: an ephemeral sequential node per waiter, each
+// watching the one before it), so dlock's workloads run against it like for like.
+//
+// Each simulated client is one zk.Conn, that is one ZooKeeper session with its own TCP connection, as
+// separate processes would be. Lock and key names are path-escaped into one node each, under
+// /dlock-bench/locks and /dlock-bench/kv, so no name needs parent nodes of its own.
+package zookeeper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/dlock-raft/dlock/internal/loadgen"
+)
+
+const (
+	root      = "/dlock-bench"
+	locksRoot = root + "/locks"
+	kvRoot    = root + "/kv"
+	// SessionTimeoutMin is ZooKeeper's floor on a session timeout with the default tickTime of 2s: the
+	// server raises any shorter request to minSessionTimeout = 2 × tickTime.
+	SessionTimeoutMin = 4 * time.Second
+)
+
+// System is a loadgen.System over one ZooKeeper ensemble. It holds only the server list; every
+// Session owns its own connection, so System is safe for concurrent use.
+type System struct {
+	servers []string
+}
+
+// New returns a System for the ensemble's client addresses (host:port). It creates the benchmark's
+// parent nodes once, so that sessions never race to create them.
+func New(ctx context.Context, servers []string) (*System, error) {
+	s := &System{servers: append([]string(nil), servers...)}
+	c, err := s.connect(ctx, SessionTimeoutMin)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	for _, p := range []string{root, locksRoot, kvRoot} {
+		if _, err := c.Create(p, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			return nil, fmt.Errorf("zookeeper: create %s: %w", p, err)
+		}
+	}
+	return s, nil
+}
+
+// Name implements loadgen.System.
+func (s *System) Name() string { return "zookeeper" }
+
+// Close implements loadgen.System. Sessions own their connections, so there is nothing to close.
+func (s *System) Close() error { return nil }
+
+// SessionTimeout is the ZooKeeper session timeout asked for a loadgen TTL: the TTL, raised to
+// ZooKeeper's floor. Like a dlock lease or an etcd lease, it is how long a crashed client keeps its
+// locks.
+func SessionTimeout(ttl time.Duration) time.Duration { return max(ttl, SessionTimeoutMin) }
+
+// Session implements loadgen.System: it connects and waits, within ctx, until the server has granted
+// the session.
+func (s *System) Session(ctx context.Context, cfg loadgen.SessionConfig) (loadgen.Session, error) {
+	c, err := s.connect(ctx, SessionTimeout(cfg.TTL))
+	if err != nil {
+		return nil, err
+	}
+	return &session{c: c, locks: map[string]*zk.Lock{}}, nil
+}
+
+// connect dials the ensemble and waits for the session. zk.Connect returns before the session exists;
+// its event channel drops events once full, so after this wait nobody needs to read it.
+func (s *System) connect(ctx context.Context, timeout time.Duration) (*zk.Conn, error) {
+	c, events, err := zk.Connect(s.servers, timeout, zk.WithLogInfo(false), zk.WithLogger(quiet{}))
+	if err != nil {
+		return nil, fmt.Errorf("zookeeper: connect %v: %w", s.servers, err)
+	}
+	for {
+		select {
+		case ev := <-events:
+			if ev.State == zk.StateHasSession {
+				return c, nil
+			}
+		case <-ctx.Done():
+			c.Close()
+			return nil, fmt.Errorf("zookeeper: wait for a session with %v: %w", s.servers, ctx.Err())
+		}
+	}
+}
+
+// quiet drops the library's log lines: it logs every reconnect during a failover, which the run
+// counts as errors already.
+type quiet struct{}
+
+func (quiet) Printf(string, ...any) {}
+
+// session is one client. loadgen calls it from one goroutine, so locks needs no lock.
+type session struct {
+	c     *zk.Conn
+	locks map[string]*zk.Lock
+}
+
+func lockPath(name string) string { return locksRoot + "/" + url.PathEscape(name) }
+func keyPath(key string) string   { return kvRoot + "/" + url.PathEscape(key) }
+
+// Acquire runs the library's Lock, which takes no context. It runs on a goroutine that Acquire waits
+// for; if ctx ends first, Acquire closes the session, which is the only way to make Lock return (its
+// pending requests and watches fail with ErrClosing) and, by ending the session, deletes the waiter's
+// ephemeral node. WARNING: so after ctx ends while queued, the session is closed and every later call
+// fails; loadgen ends a run's context only when the run is over.
+func (s *session) Acquire(ctx context.Context, name string) error {
+	l, ok := s.locks[name]
+	if !ok {
+		l = zk.NewLock(s.c, lockPath(name), zk.WorldACL(zk.PermAll))
+		s.locks[name] = l
+	}
+	done := make(chan error, 1)
+	go func() { done <- l.Lock() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		s.c.Close()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Release runs the library's Unlock: it deletes the session's node, which wakes the next waiter.
+// Unlock takes no context either; a Delete is one request that fails when the session does.
+func (s *session) Release(_ context.Context, name string) error {
+	l, ok := s.locks[name]
+	if !ok {
+		return fmt.Errorf("zookeeper: release %q: not acquired by this session", name)
+	}
+	return l.Unlock()
+}
+
+// Put writes value under key: Set, or Create if the node does not exist yet (Set again if another
+// client created it first). Writes go through ZooKeeper's leader and are committed on a quorum.
+func (s *session) Put(_ context.Context, key string, value []byte) error {
+	p := keyPath(key)
+	_, err := s.c.Set(p, value, -1)
+	if !errors.Is(err, zk.ErrNoNode) {
+		return err
+	}
+	_, err = s.c.Create(p, value, 0, zk.WorldACL(zk.PermAll))
+	if errors.Is(err, zk.ErrNodeExists) {
+		_, err = s.c.Set(p, value, -1)
+	}
+	return err
+}
+
+// Get is Sync then Get. A ZooKeeper read is served from the connected server's local state, which may
+// lag the leader; Sync first makes that server catch up with the leader, which is what makes the read
+// comparable with dlock's and etcd's linearizable reads. A missing node is not an error.
+func (s *session) Get(_ context.Context, key string) error {
+	p := keyPath(key)
+	if _, err := s.c.Sync(p); err != nil && !errors.Is(err, zk.ErrNoNode) {
+		return err
+	}
+	_, _, err := s.c.Get(p)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil
+	}
+	return err
+}
+
+// Query is Sync then Children of the lock's node: the recipe's holder is the child with the lowest
+// sequence number. A lock nobody has taken yet has no node, which is not an error.
+func (s *session) Query(_ context.Context, name string) error {
+	p := lockPath(name)
+	if _, err := s.c.Sync(p); err != nil && !errors.Is(err, zk.ErrNoNode) {
+		return err
+	}
+	_, _, err := s.c.Children(p)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil
+	}
+	return err
+}
+
+// Close ends the session, which deletes its ephemeral lock nodes. zk.Conn.Close reports no error.
+func (s *session) Close() error {
+	s.c.Close()
+	return nil
+}
