@@ -174,4 +174,3 @@ func TestSessions(t *testing.T) {
 		})
 	}
 }
-
