@@ -28,7 +28,7 @@ const (
 // flags --endpoints, -o/--output and --timeout. Flag and argument errors of these commands are marked
 // as usage errors (see ExitCode).
 func AddClientCommands(root *cobra.Command) {
-	root.AddCommand(lockCommand(), kvCommand(), clusterCommand(), snapshotCommand(), aclCommand())
+	root.AddCommand(lockCommand(), kvCommand(), clusterCommand(), snapshotCommand(), aclCommand(), benchCommand())
 }
 
 // common are the persistent flags of a command group.
