@@ -65,11 +65,11 @@ func SessionTimeout(ttl time.Duration) time.Duration { return max(ttl, SessionTi
 // Session implements loadgen.System: it connects and waits, within ctx, until the server has granted
 // the session.
 func (s *System) Session(ctx context.Context, cfg loadgen.SessionConfig) (loadgen.Session, error) {
-	c, err := s.connect(ctx, SessionTimeout(cfg.TTL))
-	if err != nil {
+	sess := &session{sys: s, timeout: SessionTimeout(cfg.TTL)}
+	if err := sess.open(ctx); err != nil {
 		return nil, err
 	}
-	return &session{c: c, locks: map[string]*zk.Lock{}}, nil
+	return sess, nil
 }
 
 // connect dials the ensemble and waits for the session. zk.Connect returns before the session exists;
@@ -98,24 +98,50 @@ type quiet struct{}
 
 func (quiet) Printf(string, ...any) {}
 
-// session is one client. loadgen calls it from one goroutine, so locks needs no lock.
+// session is one client. loadgen calls it from one goroutine, so its fields need no lock.
 type session struct {
-	c     *zk.Conn
-	locks map[string]*zk.Lock
+	sys     *System
+	timeout time.Duration
+	c       *zk.Conn // nil after an abandoned Acquire closed it, until the next call opens another
+	locks   map[string]*zk.Lock
+}
+
+// open connects a new ZooKeeper session; its locks start unheld.
+func (s *session) open(ctx context.Context) error {
+	c, err := s.sys.connect(ctx, s.timeout)
+	if err != nil {
+		return err
+	}
+	s.c, s.locks = c, map[string]*zk.Lock{}
+	return nil
+}
+
+// conn returns the session's connection, opening a new one if an abandoned Acquire closed the last.
+func (s *session) conn(ctx context.Context) (*zk.Conn, error) {
+	if s.c == nil {
+		if err := s.open(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return s.c, nil
 }
 
 func lockPath(name string) string { return locksRoot + "/" + url.PathEscape(name) }
 func keyPath(key string) string   { return kvRoot + "/" + url.PathEscape(key) }
 
 // Acquire runs the library's Lock, which takes no context. It runs on a goroutine that Acquire waits
-// for; if ctx ends first, Acquire closes the session, which is the only way to make Lock return (its
-// pending requests and watches fail with ErrClosing) and, by ending the session, deletes the waiter's
-// ephemeral node. WARNING: so after ctx ends while queued, the session is closed and every later call
-// fails; loadgen ends a run's context only when the run is over.
+// for. If ctx ends first, Acquire closes the connection: that is the only way to make Lock return (its
+// pending requests and watches fail with ErrClosing), and ending the ZooKeeper session deletes the
+// waiter's node, withdrawing it from the queue. The next call opens a new session, as a user of the
+// recipe who must bound a wait would have to; every lock of the old session is lost with it.
 func (s *session) Acquire(ctx context.Context, name string) error {
+	c, err := s.conn(ctx)
+	if err != nil {
+		return err
+	}
 	l, ok := s.locks[name]
 	if !ok {
-		l = zk.NewLock(s.c, lockPath(name), zk.WorldACL(zk.PermAll))
+		l = zk.NewLock(c, lockPath(name), zk.WorldACL(zk.PermAll))
 		s.locks[name] = l
 	}
 	done := make(chan error, 1)
@@ -124,14 +150,16 @@ func (s *session) Acquire(ctx context.Context, name string) error {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
-		s.c.Close()
+		c.Close()
 		<-done
-		return ctx.Err()
+		s.c = nil
+		return fmt.Errorf("zookeeper: acquire %q abandoned, session closed: %w", name, ctx.Err())
 	}
 }
 
 // Release runs the library's Unlock: it deletes the session's node, which wakes the next waiter.
-// Unlock takes no context either; a Delete is one request that fails when the session does.
+// Unlock takes no context either; a Delete is one request, which the library times out itself when
+// the connection stops answering.
 func (s *session) Release(_ context.Context, name string) error {
 	l, ok := s.locks[name]
 	if !ok {
@@ -142,15 +170,19 @@ func (s *session) Release(_ context.Context, name string) error {
 
 // Put writes value under key: Set, or Create if the node does not exist yet (Set again if another
 // client created it first). Writes go through ZooKeeper's leader and are committed on a quorum.
-func (s *session) Put(_ context.Context, key string, value []byte) error {
+func (s *session) Put(ctx context.Context, key string, value []byte) error {
+	c, err := s.conn(ctx)
+	if err != nil {
+		return err
+	}
 	p := keyPath(key)
-	_, err := s.c.Set(p, value, -1)
+	_, err = c.Set(p, value, -1)
 	if !errors.Is(err, zk.ErrNoNode) {
 		return err
 	}
-	_, err = s.c.Create(p, value, 0, zk.WorldACL(zk.PermAll))
+	_, err = c.Create(p, value, 0, zk.WorldACL(zk.PermAll))
 	if errors.Is(err, zk.ErrNodeExists) {
-		_, err = s.c.Set(p, value, -1)
+		_, err = c.Set(p, value, -1)
 	}
 	return err
 }
@@ -158,12 +190,16 @@ func (s *session) Put(_ context.Context, key string, value []byte) error {
 // Get is Sync then Get. A ZooKeeper read is served from the connected server's local state, which may
 // lag the leader; Sync first makes that server catch up with the leader, which is what makes the read
 // comparable with dlock's and etcd's linearizable reads. A missing node is not an error.
-func (s *session) Get(_ context.Context, key string) error {
-	p := keyPath(key)
-	if _, err := s.c.Sync(p); err != nil && !errors.Is(err, zk.ErrNoNode) {
+func (s *session) Get(ctx context.Context, key string) error {
+	c, err := s.conn(ctx)
+	if err != nil {
 		return err
 	}
-	_, _, err := s.c.Get(p)
+	p := keyPath(key)
+	if _, err := c.Sync(p); err != nil && !errors.Is(err, zk.ErrNoNode) {
+		return err
+	}
+	_, _, err = c.Get(p)
 	if errors.Is(err, zk.ErrNoNode) {
 		return nil
 	}
@@ -172,12 +208,16 @@ func (s *session) Get(_ context.Context, key string) error {
 
 // Query is Sync then Children of the lock's node: the recipe's holder is the child with the lowest
 // sequence number. A lock nobody has taken yet has no node, which is not an error.
-func (s *session) Query(_ context.Context, name string) error {
-	p := lockPath(name)
-	if _, err := s.c.Sync(p); err != nil && !errors.Is(err, zk.ErrNoNode) {
+func (s *session) Query(ctx context.Context, name string) error {
+	c, err := s.conn(ctx)
+	if err != nil {
 		return err
 	}
-	_, _, err := s.c.Children(p)
+	p := lockPath(name)
+	if _, err := c.Sync(p); err != nil && !errors.Is(err, zk.ErrNoNode) {
+		return err
+	}
+	_, _, err = c.Children(p)
 	if errors.Is(err, zk.ErrNoNode) {
 		return nil
 	}
@@ -186,6 +226,9 @@ func (s *session) Query(_ context.Context, name string) error {
 
 // Close ends the session, which deletes its ephemeral lock nodes. zk.Conn.Close reports no error.
 func (s *session) Close() error {
-	s.c.Close()
+	if s.c != nil {
+		s.c.Close()
+		s.c = nil
+	}
 	return nil
 }
