@@ -104,6 +104,7 @@ type session struct {
 	timeout time.Duration
 	c       *zk.Conn // nil after an abandoned Acquire closed it, until the next call opens another
 	locks   map[string]*zk.Lock
+	dirty   map[string]bool // names whose last Lock or Unlock failed midway: see Acquire
 }
 
 // open connects a new ZooKeeper session; its locks start unheld.
@@ -112,7 +113,7 @@ func (s *session) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.c, s.locks = c, map[string]*zk.Lock{}
+	s.c, s.locks, s.dirty = c, map[string]*zk.Lock{}, map[string]bool{}
 	return nil
 }
 
@@ -134,20 +135,29 @@ func keyPath(key string) string   { return kvRoot + "/" + url.PathEscape(key) }
 // pending requests and watches fail with ErrClosing), and ending the ZooKeeper session deletes the
 // waiter's node, withdrawing it from the queue. The next call opens a new session, as a user of the
 // recipe who must bound a wait would have to; every lock of the old session is lost with it.
+//
+// The recipe leaves a mess when a request fails midway (a connection lost during a leader's failover):
+// a Lock may fail after creating its node, which then stays in the queue for as long as the session
+// lives and would block this session's next Lock behind itself; an Unlock that failed leaves the
+// recipe believing it still holds the lock, so the next Lock fails at once with ErrDeadlock. So after
+// either failure the name is marked dirty, and the next Acquire first deletes every node this session
+// has in the lock's queue, as a careful user of the recipe would.
 func (s *session) Acquire(ctx context.Context, name string) error {
 	c, err := s.conn(ctx)
 	if err != nil {
 		return err
 	}
-	l, ok := s.locks[name]
-	if !ok {
-		l = zk.NewLock(c, lockPath(name), zk.WorldACL(zk.PermAll))
-		s.locks[name] = l
+	l, err := s.lock(c, name)
+	if err != nil {
+		return err
 	}
 	done := make(chan error, 1)
 	go func() { done <- l.Lock() }()
 	select {
 	case err := <-done:
+		if err != nil {
+			s.dirty[name] = true
+		}
 		return err
 	case <-ctx.Done():
 		c.Close()
@@ -157,15 +167,64 @@ func (s *session) Acquire(ctx context.Context, name string) error {
 	}
 }
 
-// Release runs the library's Unlock: it deletes the session's node, which wakes the next waiter.
-// Unlock takes no context either; a Delete is one request, which the library times out itself when
-// the connection stops answering.
-func (s *session) Release(_ context.Context, name string) error {
+// lock returns the recipe's lock for name, withdrawing this session from the lock's queue first if
+// an earlier Lock or Unlock failed.
+func (s *session) lock(c *zk.Conn, name string) (*zk.Lock, error) {
+	if s.dirty[name] {
+		if err := withdraw(c, lockPath(name)); err != nil {
+			return nil, err
+		}
+		delete(s.dirty, name)
+		delete(s.locks, name)
+	}
 	l, ok := s.locks[name]
 	if !ok {
+		l = zk.NewLock(c, lockPath(name), zk.WorldACL(zk.PermAll))
+		s.locks[name] = l
+	}
+	return l, nil
+}
+
+// withdraw deletes every node that c's session has under the lock node p.
+func withdraw(c *zk.Conn, p string) error {
+	children, _, err := c.Children(p)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("zookeeper: withdraw from %s: %w", p, err)
+	}
+	for _, ch := range children {
+		_, st, err := c.Get(p + "/" + ch)
+		if errors.Is(err, zk.ErrNoNode) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("zookeeper: withdraw from %s: %w", p, err)
+		}
+		if st.EphemeralOwner != c.SessionID() {
+			continue
+		}
+		if err := c.Delete(p+"/"+ch, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return fmt.Errorf("zookeeper: withdraw from %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// Release runs the library's Unlock: it deletes the session's node, which wakes the next waiter.
+// Unlock takes no context either; a Delete is one request, which the library times out itself when
+// the connection stops answering. A failed Unlock marks the name dirty (see Acquire).
+func (s *session) Release(_ context.Context, name string) error {
+	l, ok := s.locks[name]
+	if !ok || s.c == nil {
 		return fmt.Errorf("zookeeper: release %q: not acquired by this session", name)
 	}
-	return l.Unlock()
+	if err := l.Unlock(); err != nil {
+		s.dirty[name] = true
+		return err
+	}
+	return nil
 }
 
 // Put writes value under key: Set, or Create if the node does not exist yet (Set again if another

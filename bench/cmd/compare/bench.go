@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/dlock-raft/dlock/bench/cluster"
+	"github.com/dlock-raft/dlock/bench/etcd"
+	"github.com/dlock-raft/dlock/bench/report"
+	"github.com/dlock-raft/dlock/bench/zookeeper"
+	"github.com/dlock-raft/dlock/internal/loadgen"
+)
+
+// startTimeout bounds a cluster's start: a JVM and an election take seconds, not minutes.
+const startTimeout = 2 * time.Minute
+
+// bench runs the measurements. Only run's goroutine uses it.
+type bench struct {
+	o   options
+	log io.Writer
+	// up holds the running clusters by system: all three with -together, else at most the one under
+	// test.
+	up map[string]cluster.Cluster
+}
+
+// cluster returns system s's running cluster, starting one if none is up.
+func (b *bench) cluster(ctx context.Context, s string) (cluster.Cluster, error) {
+	if c, ok := b.up[s]; ok {
+		return c, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	t0 := time.Now()
+	var c cluster.Cluster
+	var err error
+	switch s {
+	case "dlock":
+		c, err = cluster.StartDlock(ctx, cluster.DlockConfig{Binary: b.o.dlockBin, DataParent: b.o.dataParent})
+	case "etcd":
+		c, err = cluster.StartEtcd(ctx, cluster.EtcdConfig{DataParent: b.o.dataParent})
+	case "zookeeper":
+		c, err = cluster.StartZookeeper(ctx, cluster.ZookeeperConfig{DataParent: b.o.dataParent})
+	default:
+		err = fmt.Errorf("compare: unknown system %q", s)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if b.up == nil {
+		b.up = map[string]cluster.Cluster{}
+	}
+	b.up[s] = c
+	fmt.Fprintf(b.log, "started %s on %v in %s\n", s, c.Endpoints(), time.Since(t0).Round(time.Millisecond))
+	return c, nil
+}
+
+// release stops system s's cluster unless all three stay up for the whole benchmark; kill forces the
+// stop (a failover run leaves a cluster short of a member).
+func (b *bench) release(s string, kill bool) error {
+	c, ok := b.up[s]
+	if !ok || (b.o.together && !kill) {
+		return nil
+	}
+	delete(b.up, s)
+	return c.Stop()
+}
+
+// stopAll stops every running cluster; run defers it, so it runs on every path.
+func (b *bench) stopAll() {
+	for s, c := range b.up {
+		if err := c.Stop(); err != nil {
+			fmt.Fprintf(b.log, "stop %s: %v\n", s, err)
+		}
+		delete(b.up, s)
+	}
+}
+
+// system is the loadgen.System for system s on cluster c.
+func system(ctx context.Context, s string, c cluster.Cluster) (loadgen.System, error) {
+	switch s {
+	case "dlock":
+		return loadgen.NewDlock(c.Endpoints()), nil
+	case "etcd":
+		return etcd.New(c.Endpoints()), nil
+	case "zookeeper":
+		return zookeeper.New(ctx, c.Endpoints())
+	}
+	return nil, fmt.Errorf("compare: unknown system %q", s)
+}
+
+// prepare brings up s's cluster and warms it up with an unmeasured uncontended run.
+func (b *bench) prepare(ctx context.Context, s string) (cluster.Cluster, loadgen.System, error) {
+	c, err := b.cluster(ctx, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	sys, err := system(ctx, s, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	if b.o.warmup > 0 {
+		cfg := loadgen.Config{Workload: loadgen.Uncontended, Clients: 16, Duration: b.o.warmup, TTL: b.o.ttl}
+		if _, err := loadgen.Run(ctx, sys, cfg); err != nil {
+			return nil, nil, fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	return c, sys, nil
+}
+
+// measure runs case c on system s.
+func (b *bench) measure(ctx context.Context, s string, c report.Case) (_ *loadgen.Result, err error) {
+	defer func() { err = errors.Join(err, b.release(s, false)) }()
+	_, sys, err := b.prepare(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, sys.Close()) }()
+	cfg := loadgen.Config{Workload: c.Workload, Clients: c.Clients, Duration: b.o.duration, TTL: b.o.ttl}
+	res, err := loadgen.Run(ctx, sys, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return res, res.WriteTable(b.log)
+}
+
+// failover runs the uncontended workload with 16 clients on system s and SIGKILLs the leader a third
+// of the way in. The cluster is stopped afterwards, even with -together: it has lost a member.
+func (b *bench) failover(ctx context.Context, s string) (_ *loadgen.Result, err error) {
+	defer func() { err = errors.Join(err, b.release(s, true)) }()
+	c, sys, err := b.prepare(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, sys.Close()) }()
+	at := killAt(b.o.failoverDuration)
+	// The killer goroutine is owned here: done stops it if the run ends first, and wg.Wait waits for it
+	// before its error is read.
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var killErr error
+	var killed int
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-done:
+			killErr = errors.New("run ended before the leader was killed")
+			return
+		case <-time.After(at):
+		}
+		killed, killErr = killLeader(ctx, c)
+	}()
+	cfg := loadgen.Config{Workload: loadgen.Uncontended, Clients: 16, Duration: b.o.failoverDuration, TTL: b.o.ttl}
+	res, runErr := loadgen.Run(ctx, sys, cfg)
+	close(done)
+	wg.Wait()
+	if err := errors.Join(runErr, killErr); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(b.log, "failover: killed %s leader pid %d at %s\n", s, killed, at)
+	return res, res.WriteTable(b.log)
+}
+
+// killLeader finds c's leader and SIGKILLs it.
+func killLeader(ctx context.Context, c cluster.Cluster) (int, error) {
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	pid, err := c.LeaderPID(lctx)
+	if err != nil {
+		return 0, fmt.Errorf("find the leader to kill: %w", err)
+	}
+	if err := c.Kill(pid); err != nil {
+		return 0, fmt.Errorf("kill leader %d: %w", pid, err)
+	}
+	return pid, nil
+}
+
+// killAt is when a failover run of length d kills the leader: a third of the way in, leaving time to
+// measure the recovery.
+func killAt(d time.Duration) time.Duration { return (d / 3).Round(time.Millisecond) }
