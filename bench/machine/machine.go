@@ -177,3 +177,39 @@ func medianOf(v []time.Duration) time.Duration {
 	slices.Sort(s)
 	return s[len(s)/2]
 }
+
+// userHZ is the unit of /proc/PID/stat's CPU times: USER_HZ, 100 on every Linux architecture Go
+// supports.
+const userHZ = 100
+
+// CPUTime returns the user plus system CPU time process pid has used so far, from /proc/PID/stat.
+func CPUTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("cpu time of %d: %w", pid, err)
+	}
+	return ParseStatCPU(string(b))
+}
+
+// ParseStatCPU returns utime + stime of a /proc/PID/stat line. The command name, field 2, is in
+// parentheses and may hold spaces, so fields are counted from the last ')'.
+func ParseStatCPU(stat string) (time.Duration, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("parse /proc stat %q: no ')'", stat)
+	}
+	f := strings.Fields(stat[i+1:])
+	// After the name: state is field 3, so utime (14) and stime (15) are f[11] and f[12].
+	if len(f) < 13 {
+		return 0, fmt.Errorf("parse /proc stat: %d fields after the name, want at least 13", len(f))
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		var n int64
+		if _, err := fmt.Sscan(s, &n); err != nil {
+			return 0, fmt.Errorf("parse /proc stat field %q: %w", s, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / userHZ, nil
+}

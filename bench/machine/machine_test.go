@@ -1,7 +1,9 @@
 package machine
 
 import (
+	"os"
 	"testing"
+	"time"
 )
 
 func TestCPUModel(t *testing.T) {
@@ -33,5 +35,23 @@ func TestProbes(t *testing.T) {
 	}
 	if FSType(dir) == "" {
 		t.Errorf("FSType(%s) is empty", dir)
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	// A real line of a JVM, whose name holds a space; utime 250 and stime 50 ticks.
+	const line = "4242 (java main) S 1 4242 4242 0 -1 4194560 9000 0 12 0 250 50 0 0 20 0 40 0 123 4000000000 50000 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 1 0 0 0 0 0"
+	got, err := ParseStatCPU(line)
+	if want := 3 * time.Second; err != nil || got != want {
+		t.Errorf("ParseStatCPU = %s, %v; want %s", got, err, want)
+	}
+	if _, err := ParseStatCPU("garbage"); err == nil {
+		t.Errorf("ParseStatCPU(garbage) succeeded")
+	}
+}
+
+func TestCPUTimeOfSelf(t *testing.T) {
+	if _, err := CPUTime(os.Getpid()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dlock-raft/dlock/bench/cluster"
 	"github.com/dlock-raft/dlock/bench/etcd"
+	"github.com/dlock-raft/dlock/bench/machine"
 	"github.com/dlock-raft/dlock/bench/report"
 	"github.com/dlock-raft/dlock/bench/zookeeper"
 	"github.com/dlock-raft/dlock/internal/loadgen"
@@ -182,3 +183,39 @@ func killLeader(ctx context.Context, c cluster.Cluster) (int, error) {
 // killAt is when a failover run of length d kills the leader: a third of the way in, leaving time to
 // measure the recovery.
 func killAt(d time.Duration) time.Duration { return (d / 3).Round(time.Millisecond) }
+
+// idleCPU starts system s's cluster, lets it sit idle for the -idle window and returns the CPU its
+// members used meanwhile: what a cluster left running would take from the one under test.
+func (b *bench) idleCPU(ctx context.Context, s string) (_ report.IdleCPU, err error) {
+	defer func() { err = errors.Join(err, b.release(s, false)) }()
+	c, err := b.cluster(ctx, s)
+	if err != nil {
+		return report.IdleCPU{}, err
+	}
+	used := func() (time.Duration, error) {
+		var sum time.Duration
+		for _, pid := range c.PIDs() {
+			t, err := machine.CPUTime(pid)
+			if err != nil {
+				return 0, err
+			}
+			sum += t
+		}
+		return sum, nil
+	}
+	before, err := used()
+	if err != nil {
+		return report.IdleCPU{}, err
+	}
+	t0 := time.Now()
+	select {
+	case <-ctx.Done():
+		return report.IdleCPU{}, ctx.Err()
+	case <-time.After(b.o.idle):
+	}
+	after, err := used()
+	if err != nil {
+		return report.IdleCPU{}, err
+	}
+	return report.IdleCPU{System: s, Window: time.Since(t0), CPU: after - before}, nil
+}

@@ -43,6 +43,7 @@ type options struct {
 	together         bool
 	command          string
 	systems          []string
+	idle             time.Duration
 }
 
 func parseFlags(args []string) (options, error) {
@@ -57,6 +58,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.png, "png", "docs/benchmarks.png", "PNG chart to write")
 	fs.StringVar(&o.dlockBin, "dlock", "", "the dlock binary (go build -o X ./cmd/dlock); required")
 	fs.StringVar(&o.dataParent, "data-dir", "", "where clusters keep their data (default: the system's temp dir); use a disk, not tmpfs")
+	fs.DurationVar(&o.idle, "idle", 5*time.Second, "how long to watch each idle cluster's CPU use first")
 	fs.BoolVar(&o.quick, "quick", false, "a smoke run: 1 round, 3s runs, 1s warm-up, 8s failover runs")
 	fs.BoolVar(&o.together, "together", false, "keep all three clusters up for the whole benchmark instead of one at a time")
 	fs.StringVar(&o.command, "command", "", "the command line to show in the report (default: this one)")
@@ -72,6 +74,7 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.quick {
 		o.rounds, o.duration, o.warmup, o.failoverDuration = 1, 3*time.Second, time.Second, 8*time.Second
+		o.idle = 2 * time.Second
 	}
 	if o.dlockBin == "" {
 		return o, errors.New("compare: -dlock: the dlock binary is required (go build -o X ./cmd/dlock)")
@@ -132,6 +135,13 @@ func run(ctx context.Context, o options, log io.Writer) error {
 				return err
 			}
 		}
+	}
+	for _, s := range o.systems {
+		idle, err := b.idleCPU(ctx, s)
+		if err != nil {
+			return fmt.Errorf("idle cpu of %s: %w", s, err)
+		}
+		rep.IdleCPU = append(rep.IdleCPU, idle)
 	}
 	for round := 1; round <= o.rounds; round++ {
 		for _, c := range cases {
