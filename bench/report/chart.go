@@ -62,11 +62,13 @@ func (r *Report) panel(c Case, legend bool) (*plot.Plot, error) {
 		break
 	}
 	p.Y.Label.Text = unit
-	p.Y.Min = 0
+	p.Y.Tick.Marker = wholeTicks{}
 	p.X.Tick.Marker = plot.ConstantTicks(nil)
+	top := 0.0
 	w := vg.Points(30)
 	for i, sys := range Systems {
 		v, _ := r.Throughput(c, sys)
+		top = max(top, v)
 		bars, err := plotter.NewBarChart(plotter.Values{v}, w)
 		if err != nil {
 			return nil, fmt.Errorf("report: bars of %s: %w", sys, err)
@@ -90,5 +92,21 @@ func (r *Report) panel(c Case, legend bool) (*plot.Plot, error) {
 	}
 	p.Legend.Top = true
 	p.X.Min, p.X.Max = -1, 1
+	// Headroom above the tallest bar for its label and the legend.
+	p.Y.Min, p.Y.Max = 0, max(1, top*1.2)
 	return p, nil
+}
+
+// wholeTicks are gonum's default ticks labelled as whole numbers: rates of hundreds per second need
+// no decimals.
+type wholeTicks struct{}
+
+func (wholeTicks) Ticks(min, max float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(min, max)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = fmt.Sprintf("%.0f", ts[i].Value)
+		}
+	}
+	return ts
 }
