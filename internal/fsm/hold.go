@@ -3,7 +3,6 @@ package fsm
 import (
 	"container/heap"
 	"math"
-	"slices"
 )
 
 // newLock creates a record for name; the caller grants it at once.
@@ -64,13 +63,12 @@ func (s *State) end(l *lock, kind EventKind) string {
 	l.hold = hold{}
 	s.dropDeadWaiters(l)
 	if len(l.waiters) == 0 {
-		l.waiters = nil
+		l.clearQueue()
 		l.released = s.now
 		heap.Push(&s.idle, l)
 		return ""
 	}
-	w := l.waiters[0]
-	l.waiters = slices.Delete(l.waiters, 0, 1)
+	w := l.popWaiter()
 	s.waiters--
 	s.grant(l, w.owner, w.ttl, w.claims)
 	return w.owner
@@ -80,17 +78,4 @@ func (s *State) end(l *lock, kind EventKind) string {
 func (s *State) setExpires(l *lock, expires int64) {
 	l.hold.expires = expires
 	heap.Fix(&s.expiry, l.expiryAt)
-}
-
-// dropDeadWaiters removes waiters whose deadline has passed: they are never
-// granted.
-func (s *State) dropDeadWaiters(l *lock) {
-	n := len(l.waiters)
-	l.waiters = slices.DeleteFunc(l.waiters, func(w waiter) bool { return w.deadline < s.now })
-	s.waiters -= n - len(l.waiters)
-}
-
-// waiterIndex returns owner's place in l's queue, or -1.
-func (l *lock) waiterIndex(owner string) int {
-	return slices.IndexFunc(l.waiters, func(w waiter) bool { return w.owner == owner })
 }

@@ -61,7 +61,7 @@ func (s *State) enqueue(l *lock, a *fsmpb.Acquire) *fsmpb.Result {
 	}
 	mustf(l.hold.owner != a.GetOwner(), "holder also queued: lock %q owner %q token %d",
 		l.name, a.GetOwner(), l.hold.token)
-	l.waiters = append(l.waiters, waiter{owner: a.GetOwner(), ttl: a.GetTtlNanos(), deadline: deadline,
+	l.pushWaiter(waiter{owner: a.GetOwner(), ttl: a.GetTtlNanos(), deadline: deadline,
 		enqueued: s.now, claims: addClaim(nil, a.GetAttempt())})
 	s.waiters++
 	return &fsmpb.Result{Code: fsmpb.Code_QUEUED, Position: uint32(len(l.waiters)), TtlNanos: a.GetTtlNanos()}
@@ -137,7 +137,7 @@ func (s *State) withdraw(w *fsmpb.Withdraw) *fsmpb.Result {
 	if i := l.waiterIndex(w.GetOwner()); i >= 0 && hasClaim(l.waiters[i].claims, w.GetAttempt()) {
 		wt := &l.waiters[i]
 		if wt.claims = dropClaim(wt.claims, w.GetAttempt()); len(wt.claims) == 0 {
-			l.waiters = slices.Delete(l.waiters, i, i+1)
+			l.removeWaiter(i)
 			s.waiters--
 		}
 		return &fsmpb.Result{Code: fsmpb.Code_OK}

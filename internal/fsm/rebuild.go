@@ -124,7 +124,7 @@ func (b *rebuilder) lock(r *fsmpb.LockRecord) error {
 		if w == nil {
 			return corrupt("lock %q has a nil waiter", l.name)
 		}
-		l.waiters = append(l.waiters, waiter{owner: w.GetOwner(), ttl: w.GetTtlNanos(),
+		l.pushWaiter(waiter{owner: w.GetOwner(), ttl: w.GetTtlNanos(),
 			deadline: w.GetDeadlineNanos(), enqueued: w.GetEnqueuedNanos(), claims: w.GetClaims()})
 	}
 	s.waiters += len(l.waiters)

@@ -191,7 +191,7 @@ func (s *State) Clone() *State {
 		l := &arena[i]
 		i++
 		*l = *s.locks[name]
-		l.waiters = slices.Clone(l.waiters)
+		l.cloneQueue()
 		c.locks[name] = l
 		if l.held {
 			c.expiry.items[l.expiryAt] = l // same index: same heap shape

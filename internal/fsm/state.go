@@ -46,12 +46,14 @@ type lock struct {
 	name     string
 	nonce    uint64 // grants of this lock so far
 	held     bool
-	hold     hold     // valid when held
-	waiters  []waiter // FIFO; only while held
-	released int64    // cluster time of the last release; valid when !held
-	last     hold     // the most recent hold that ended, for queries of a free lock (no claims)
-	expiryAt int      // index in State.expiry; -1 when !held
-	idleAt   int      // index in State.idle; -1 when held
+	hold     hold                // valid when held
+	waiters  []waiter            // FIFO; only while held (see queue.go)
+	queued   map[string]struct{} // the owners in waiters
+	deadMin  int64               // at most the earliest deadline in waiters
+	released int64               // cluster time of the last release; valid when !held
+	last     hold                // the most recent hold that ended, for queries of a free lock (no claims)
+	expiryAt int                 // index in State.expiry; -1 when !held
+	idleAt   int                 // index in State.idle; -1 when held
 }
 
 // hold is one grant: its lease runs until expires (cluster time). A hold whose

@@ -3,6 +3,7 @@ package fsm
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 )
@@ -147,11 +148,16 @@ func (s *State) verifyQueue(l *lock) error {
 			return fmt.Errorf("waiter %q: enqueued at %d, outside [0, now %d]", w.owner, w.enqueued, s.now)
 		case w.deadline < w.enqueued:
 			return fmt.Errorf("waiter %q: deadline %d before enqueued %d", w.owner, w.deadline, w.enqueued)
+		case w.deadline < l.deadMin:
+			return fmt.Errorf("waiter %q: deadline %d below the queue's bound %d", w.owner, w.deadline, l.deadMin)
 		}
 		if err := verifyClaims(w.claims); err != nil {
 			return fmt.Errorf("waiter %q: %w", w.owner, err)
 		}
 		seen[w.owner] = true
+	}
+	if len(l.queued) != len(seen) || !maps.EqualFunc(l.queued, seen, func(struct{}, bool) bool { return true }) {
+		return fmt.Errorf("%d waiters, but an owner set of %d that differs", len(seen), len(l.queued))
 	}
 	return nil
 }

@@ -78,7 +78,7 @@ func (s *memSession) Put(context.Context, string, []byte) error {
 
 func (s *memSession) Get(context.Context, string) error   { return nil }
 func (s *memSession) Query(context.Context, string) error { return nil }
-func (s *memSession) Close() error                         { s.m.closed.Add(1); return nil }
+func (s *memSession) Close() error                        { s.m.closed.Add(1); return nil }
 
 func run(t *testing.T, sys loadgen.System, cfg loadgen.Config) *loadgen.Result {
 	t.Helper()

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -78,13 +79,21 @@ func openSessions(ctx context.Context, sys System, cfg Config) ([]Session, error
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	failed, first := 0, error(nil)
+	for _, err := range errs {
+		if err != nil {
+			failed++
+			first = cmp.Or(first, err)
+		}
+	}
+	if failed > 0 {
 		for _, s := range sessions {
 			if s != nil {
 				_ = s.Close()
 			}
 		}
-		return nil, fmt.Errorf("loadgen: open %s sessions: %w", sys.Name(), err)
+		return nil, fmt.Errorf("loadgen: open %s sessions: %d of %d failed, the first: %w", sys.Name(), failed,
+			cfg.Clients, first)
 	}
 	return sessions, nil
 }
