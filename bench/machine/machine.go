@@ -213,3 +213,32 @@ func ParseStatCPU(stat string) (time.Duration, error) {
 	}
 	return time.Duration(ticks) * time.Second / userHZ, nil
 }
+
+// BusyCPU returns the CPU time the whole machine has spent busy (every state but idle and iowait),
+// summed over all CPUs, from /proc/stat.
+func BusyCPU() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, fmt.Errorf("busy cpu: %w", err)
+	}
+	return ParseProcStatBusy(string(b))
+}
+
+// ParseProcStatBusy returns the busy time of /proc/stat's "cpu" line: user, nice, system, irq, softirq
+// and steal (guest time is already counted in user).
+func ParseProcStatBusy(stat string) (time.Duration, error) {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, fmt.Errorf("parse /proc/stat: first line %q is not the cpu total", line)
+	}
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		var n int64
+		if _, err := fmt.Sscan(f[i], &n); err != nil {
+			return 0, fmt.Errorf("parse /proc/stat field %q: %w", f[i], err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / userHZ, nil
+}

@@ -55,3 +55,15 @@ func TestCPUTimeOfSelf(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestParseProcStatBusy(t *testing.T) {
+	// user 100, nice 10, system 40, idle 9000, iowait 50, irq 5, softirq 3, steal 2: 160 busy ticks.
+	const stat = "cpu  100 10 40 9000 50 5 3 2 0 0\ncpu0 50 5 20 4500 25 2 1 1 0 0\n"
+	got, err := ParseProcStatBusy(stat)
+	if want := 1600 * time.Millisecond; err != nil || got != want {
+		t.Errorf("ParseProcStatBusy = %s, %v; want %s", got, err, want)
+	}
+	if _, err := ParseProcStatBusy("intr 1 2 3\n"); err == nil {
+		t.Errorf("ParseProcStatBusy accepted a file without the cpu line")
+	}
+}

@@ -84,6 +84,9 @@ type IdleCPU struct {
 	System string
 	Window time.Duration
 	CPU    time.Duration
+	// Others is what every other process of the machine used in the same window (this benchmark's
+	// own process included, which is idle then).
+	Others time.Duration
 }
 
 // Share is the CPU used as a share of one core.
@@ -205,12 +208,15 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			fmt.Fprintf(&b, "- %s\n", m)
 		}
 		if len(r.IdleCPU) > 0 {
-			var parts []string
+			var parts, others []string
 			for _, c := range r.IdleCPU {
 				parts = append(parts, fmt.Sprintf("%s %.1f%%", c.System, 100*c.Share()))
+				others = append(others, fmt.Sprintf("%.1f%%", 100*float64(c.Others)/float64(c.Window)))
 			}
-			fmt.Fprintf(&b, "- CPU used by each three-member cluster sitting idle (all members, share of one core, over %s): %s.\n",
+			fmt.Fprintf(&b, "- CPU used by each three-member cluster sitting idle (all members, share of one core, over %s): %s. ",
 				r.IdleCPU[0].Window.Round(100*time.Millisecond), strings.Join(parts, ", "))
+			fmt.Fprintf(&b, "Meanwhile the rest of the machine (processes this benchmark does not control) used %s of one core.\n",
+				strings.Join(others, ", "))
 		}
 		b.WriteString("\n")
 	}

@@ -36,7 +36,7 @@ func sample() *Report {
 		Elapsed: 15 * time.Second, Unit: "cycles/s", Throughput: 300, Errors: 3,
 		LongestGap: 1200 * time.Millisecond, Slowest: 2 * time.Second, ErrorSamples: []string{"acquire: `unavailable`"}}}
 	r.FailoverKillAt = 5 * time.Second
-	r.IdleCPU = []IdleCPU{{System: "dlock", Window: 5 * time.Second, CPU: 100 * time.Millisecond}}
+	r.IdleCPU = []IdleCPU{{System: "dlock", Window: 5 * time.Second, CPU: 100 * time.Millisecond, Others: 500 * time.Millisecond}}
 	return r
 }
 
@@ -98,7 +98,8 @@ func TestMarkdown(t *testing.T) {
 		"| dlock | 300.0 | 3 | 1200.00 ms | 2000.00 ms |",
 		"- dlock error: `acquire: 'unavailable'`",
 		"| data directory's filesystem | unknown |",
-		"(all members, share of one core, over 5s): dlock 2.0%.",
+		"(all members, share of one core, over 5s): dlock 2.0%. ",
+		"the rest of the machine (processes this benchmark does not control) used 10.0% of one core.",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q; got:\n%s", want, md)

@@ -185,7 +185,8 @@ func killLeader(ctx context.Context, c cluster.Cluster) (int, error) {
 func killAt(d time.Duration) time.Duration { return (d / 3).Round(time.Millisecond) }
 
 // idleCPU starts system s's cluster, lets it sit idle for the -idle window and returns the CPU its
-// members used meanwhile: what a cluster left running would take from the one under test.
+// members used meanwhile, what a cluster left running would take from the one under test, and what
+// the rest of the machine used, which no run can control but the report should show.
 func (b *bench) idleCPU(ctx context.Context, s string) (_ report.IdleCPU, err error) {
 	defer func() { err = errors.Join(err, b.release(s, false)) }()
 	c, err := b.cluster(ctx, s)
@@ -207,6 +208,10 @@ func (b *bench) idleCPU(ctx context.Context, s string) (_ report.IdleCPU, err er
 	if err != nil {
 		return report.IdleCPU{}, err
 	}
+	busyBefore, err := machine.BusyCPU()
+	if err != nil {
+		return report.IdleCPU{}, err
+	}
 	t0 := time.Now()
 	select {
 	case <-ctx.Done():
@@ -217,5 +222,10 @@ func (b *bench) idleCPU(ctx context.Context, s string) (_ report.IdleCPU, err er
 	if err != nil {
 		return report.IdleCPU{}, err
 	}
-	return report.IdleCPU{System: s, Window: time.Since(t0), CPU: after - before}, nil
+	busyAfter, err := machine.BusyCPU()
+	if err != nil {
+		return report.IdleCPU{}, err
+	}
+	cpu := after - before
+	return report.IdleCPU{System: s, Window: time.Since(t0), CPU: cpu, Others: max(0, busyAfter-busyBefore-cpu)}, nil
 }
