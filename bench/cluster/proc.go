@@ -165,7 +165,7 @@ func (m *members) running() []int {
 	return idx
 }
 
-// logTail is the end of member i's log, for an error saying why a cluster did not come up.
+// logTail is the end of the log at path, for an error saying why a cluster did not come up.
 func logTail(path string) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -210,7 +210,7 @@ func newDataDir(parent, name string) (string, error) {
 }
 
 // waitUntil calls check every interval until it returns nil or ctx ends; then it returns check's last
-// error with ctx's.
+// error, which says more than ctx's.
 func waitUntil(ctx context.Context, interval time.Duration, check func(context.Context) error) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -221,7 +221,7 @@ func waitUntil(ctx context.Context, interval time.Duration, check func(context.C
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %w)", ctx.Err(), err)
+			return fmt.Errorf("%v; last check: %w", ctx.Err(), err)
 		case <-t.C:
 		}
 	}

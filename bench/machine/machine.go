@@ -242,3 +242,51 @@ func ParseProcStatBusy(stat string) (time.Duration, error) {
 	}
 	return time.Duration(ticks) * time.Second / userHZ, nil
 }
+
+// A CPUMeter measures what the rest of the machine uses: all busy CPU minus the CPU of the processes
+// it was told are ours (this process is always ours).
+type CPUMeter struct {
+	pids        []int
+	busy, owned time.Duration
+	t0          time.Time
+}
+
+// StartCPUMeter starts measuring; pids are the processes whose CPU is not counted as the rest's.
+func StartCPUMeter(pids []int) (*CPUMeter, error) {
+	m := &CPUMeter{pids: append([]int{os.Getpid()}, pids...)}
+	var err error
+	if m.busy, m.owned, err = m.read(); err != nil {
+		return nil, err
+	}
+	m.t0 = time.Now()
+	return m, nil
+}
+
+func (m *CPUMeter) read() (busy, owned time.Duration, err error) {
+	if busy, err = BusyCPU(); err != nil {
+		return 0, 0, err
+	}
+	for _, pid := range m.pids {
+		t, err := CPUTime(pid)
+		if err != nil {
+			return 0, 0, err
+		}
+		owned += t
+	}
+	return busy, owned, nil
+}
+
+// Others returns the share of one core the rest of the machine used since StartCPUMeter (0.5: half a
+// core), and the share our processes used.
+func (m *CPUMeter) Others() (others, ours float64, err error) {
+	busy, owned, err := m.read()
+	if err != nil {
+		return 0, 0, err
+	}
+	el := float64(time.Since(m.t0))
+	if el <= 0 {
+		return 0, 0, nil
+	}
+	ownedD := owned - m.owned
+	return max(0, float64(busy-m.busy-ownedD)/el), float64(ownedD) / el, nil
+}

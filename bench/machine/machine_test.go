@@ -67,3 +67,23 @@ func TestParseProcStatBusy(t *testing.T) {
 		t.Errorf("ParseProcStatBusy accepted a file without the cpu line")
 	}
 }
+
+// Work this process does is ours, not the rest of the machine's.
+func TestCPUMeterCountsUsAsOurs(t *testing.T) {
+	m, err := StartCPUMeter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(200 * time.Millisecond)
+	x := 0
+	for time.Now().Before(deadline) {
+		x++
+	}
+	_, ours, err := m.Others()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ours <= 0.05 {
+		t.Errorf("a busy loop counted as %.2f of a core of ours, want more than 0.05 (%d spins)", ours, x)
+	}
+}

@@ -40,6 +40,9 @@ type Run struct {
 	Round  int
 	Case   Case
 	Result *loadgen.Result
+	// Background is the share of one core that processes other than the benchmark's used during the
+	// run.
+	Background float64
 }
 
 // Machine describes where the benchmark ran. Each field is a reading, as printed; empty if unknown.
@@ -69,7 +72,7 @@ type Report struct {
 	Rounds   int
 	Cases    []Case
 	Runs     []Run
-	Failover []*loadgen.Result
+	Failover []FailoverRun
 	// IdleCPU is what each system's cluster used while idle, measured before the runs.
 	IdleCPU []IdleCPU
 	// FailoverKillAt is when, into each failover run, the leader was killed.
@@ -77,6 +80,17 @@ type Report struct {
 	// PNG is the chart's path relative to the markdown file; empty leaves the chart out.
 	PNG  string
 	Date time.Time
+	// NoisyAbove is the background share of a core above which a run is flagged as disturbed; 0 flags
+	// none.
+	NoisyAbove float64
+}
+
+// FailoverRun is one system's failover run.
+type FailoverRun struct {
+	Result *loadgen.Result
+	// MachineLoad is the share of one core every process but the benchmark's own used during the run,
+	// the cluster's included: a killed member's CPU cannot be told apart once it is gone.
+	MachineLoad float64
 }
 
 // IdleCPU is the CPU time a system's idle cluster used over a window, all members together.
@@ -109,6 +123,37 @@ func (r *Report) results(c Case) map[string][]*loadgen.Result {
 		}
 	}
 	return out
+}
+
+// background returns the other-load shares of case c's runs by system, in round order.
+func (r *Report) background(c Case) map[string][]float64 {
+	out := map[string][]float64{}
+	for _, run := range r.Runs {
+		if run.Case == c {
+			out[run.Result.System] = append(out[run.Result.System], run.Background)
+		}
+	}
+	return out
+}
+
+// noisy counts case c's runs whose other load was above NoisyAbove.
+func (r *Report) noisy(c Case) int {
+	n := 0
+	for _, run := range r.Runs {
+		if run.Case == c && r.NoisyAbove > 0 && run.Background > r.NoisyAbove {
+			n++
+		}
+	}
+	return n
+}
+
+// loads formats each round's other load as a percentage of one core.
+func loads(v []float64) string {
+	var parts []string
+	for _, x := range v {
+		parts = append(parts, fmt.Sprintf("%.0f%%", 100*x))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Throughput returns the median throughput of system sys in case c over rounds, and false if it has
@@ -225,7 +270,8 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintf(&b, "Throughput is the median over %d round(s) (min–max in brackets when there are several); ", r.Rounds)
 	b.WriteString("latencies are the median over rounds of each run's percentile of a whole cycle (acquire plus ")
 	b.WriteString("release; in the contended case it includes the wait in the queue). A ratio above 1 means dlock ")
-	b.WriteString("did more in the same time; each is the median of the per-round ratios, which follow it.\n\n")
+	b.WriteString("did more in the same time; each is the median of the per-round ratios, which follow it. *Other load* is ")
+	b.WriteString("the share of one core that processes other than the benchmark's used during each round's run.\n\n")
 	if r.PNG != "" {
 		fmt.Fprintf(&b, "![throughput per workload and system](%s)\n\n", r.PNG)
 	}
@@ -274,11 +320,12 @@ func (r *Report) writeCase(b *strings.Builder, c Case) {
 		break
 	}
 	fmt.Fprintf(b, "### %s\n\n", c)
-	fmt.Fprintf(b, "| system | %s | cycle p50 | cycle p99 | errors |\n|---|---:|---:|---:|---:|\n", unit)
+	fmt.Fprintf(b, "| system | %s | cycle p50 | cycle p99 | errors | other load |\n|---|---:|---:|---:|---:|---:|\n", unit)
+	bg := r.background(c)
 	for _, sys := range Systems {
 		res := byS[sys]
 		if len(res) == 0 {
-			fmt.Fprintf(b, "| %s | not run | | | |\n", sys)
+			fmt.Fprintf(b, "| %s | not run | | | | |\n", sys)
 			continue
 		}
 		var tp []float64
@@ -295,9 +342,13 @@ func (r *Report) writeCase(b *strings.Builder, c Case) {
 		if len(tp) > 1 {
 			spread = fmt.Sprintf(" (%.0f–%.0f)", slices.Min(tp), slices.Max(tp))
 		}
-		fmt.Fprintf(b, "| %s | %.1f%s | %s | %s | %d |\n", sys, median(tp), spread, Ms(median(p50)), Ms(median(p99)), errs)
+		fmt.Fprintf(b, "| %s | %.1f%s | %s | %s | %d | %s |\n", sys, median(tp), spread, Ms(median(p50)), Ms(median(p99)), errs, loads(bg[sys]))
 	}
 	b.WriteString("\n")
+	if n := r.noisy(c); n > 0 {
+		fmt.Fprintf(b, "**Disturbed:** in %d run(s) of this case other processes used more than %.0f%% of a core; treat its numbers with care.\n\n",
+			n, 100*r.NoisyAbove)
+	}
 	var parts []string
 	for _, rt := range r.Ratios(c) {
 		if len(rt.PerRound) == 0 {
@@ -330,17 +381,20 @@ func (r *Report) writeFailover(b *strings.Builder) {
 		return
 	}
 	b.WriteString("## Failover\n\n")
-	res := r.Failover[0]
+	res := r.Failover[0].Result
 	fmt.Fprintf(b, "%s workload, %d clients, %s per run; the leader's process group was killed with SIGKILL %s into the run. ",
 		res.Workload, res.Clients, res.Elapsed.Round(time.Second), r.FailoverKillAt)
 	b.WriteString("*Longest gap* is the longest window in which no operation of any client succeeded: the outage users saw. ")
-	b.WriteString("*Slowest call* is the longest single call, failed or not.\n\n")
-	fmt.Fprintf(b, "| system | %s | errors | longest gap | slowest call |\n|---|---:|---:|---:|---:|\n", res.Unit)
-	for _, x := range r.Failover {
-		fmt.Fprintf(b, "| %s | %.1f | %d | %s | %s |\n", x.System, x.Throughput, x.Errors, Ms(x.LongestGap), Ms(x.Slowest))
+	b.WriteString("*Slowest call* is the longest single call, failed or not. *Machine load* is what every process but the ")
+	b.WriteString("benchmark's own used, the cluster's included, in cores.\n\n")
+	fmt.Fprintf(b, "| system | %s | errors | longest gap | slowest call | machine load |\n|---|---:|---:|---:|---:|---:|\n", res.Unit)
+	for _, f := range r.Failover {
+		x := f.Result
+		fmt.Fprintf(b, "| %s | %.1f | %d | %s | %s | %.2f |\n", x.System, x.Throughput, x.Errors, Ms(x.LongestGap), Ms(x.Slowest), f.MachineLoad)
 	}
 	b.WriteString("\n")
-	for _, x := range r.Failover {
+	for _, f := range r.Failover {
+		x := f.Result
 		for _, s := range x.ErrorSamples {
 			fmt.Fprintf(b, "- %s error: `%s`\n", x.System, strings.ReplaceAll(s, "`", "'"))
 		}

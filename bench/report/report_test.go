@@ -21,20 +21,21 @@ func sample() *Report {
 	c := Case{Workload: loadgen.Uncontended, Clients: 1}
 	r := &Report{Rounds: 2, Cases: []Case{c}, Floor: Floor{Fsync: time.Millisecond, RTT: 50 * time.Microsecond},
 		Command: "bench/run.sh -quick", PNG: "benchmarks.png", Date: time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC),
-		Machine: Machine{CPUs: "2"}}
+		Machine: Machine{CPUs: "2"}, NoisyAbove: 0.15}
 	for _, x := range []struct {
 		round int
 		sys   string
 		tp    float64
+		bg    float64
 	}{
-		{1, "dlock", 200}, {1, "etcd", 100}, {1, "zookeeper", 400},
-		{2, "dlock", 100}, {2, "etcd", 50}, {2, "zookeeper", 250},
+		{1, "dlock", 200, 0.01}, {1, "etcd", 100, 0}, {1, "zookeeper", 400, 0},
+		{2, "dlock", 100, 0.5}, {2, "etcd", 50, 0}, {2, "zookeeper", 250, 0},
 	} {
-		r.Runs = append(r.Runs, Run{Round: x.round, Case: c, Result: result(x.sys, c, x.tp, 4*time.Millisecond)})
+		r.Runs = append(r.Runs, Run{Round: x.round, Case: c, Result: result(x.sys, c, x.tp, 4*time.Millisecond), Background: x.bg})
 	}
-	r.Failover = []*loadgen.Result{{System: "dlock", Workload: loadgen.Uncontended, Clients: 16,
+	r.Failover = []FailoverRun{{MachineLoad: 1.5, Result: &loadgen.Result{System: "dlock", Workload: loadgen.Uncontended, Clients: 16,
 		Elapsed: 15 * time.Second, Unit: "cycles/s", Throughput: 300, Errors: 3,
-		LongestGap: 1200 * time.Millisecond, Slowest: 2 * time.Second, ErrorSamples: []string{"acquire: `unavailable`"}}}
+		LongestGap: 1200 * time.Millisecond, Slowest: 2 * time.Second, ErrorSamples: []string{"acquire: `unavailable`"}}}}
 	r.FailoverKillAt = 5 * time.Second
 	r.IdleCPU = []IdleCPU{{System: "dlock", Window: 5 * time.Second, CPU: 100 * time.Millisecond, Others: 500 * time.Millisecond}}
 	return r
@@ -90,12 +91,13 @@ func TestMarkdown(t *testing.T) {
 	for _, want := range []string{
 		"bench/run.sh -quick",
 		"floor = 2 × (fsync + RTT) = 2 × (1.00 ms + 0.050 ms) = 2.10 ms",
-		"| dlock | 150.0 (100–200) | 4.00 ms | 8.00 ms | 0 |",
+		"| dlock | 150.0 (100–200) | 4.00 ms | 8.00 ms | 0 | 1%, 50% |",
+		"**Disturbed:** in 1 run(s) of this case other processes used more than 15% of a core",
 		"dlock/etcd **2.00** (2.00, 2.00)",
 		"dlock/faster peer **0.45** (0.50, 0.40)",
 		"1.9 × the floor",
 		"![throughput per workload and system](benchmarks.png)",
-		"| dlock | 300.0 | 3 | 1200.00 ms | 2000.00 ms |",
+		"| dlock | 300.0 | 3 | 1200.00 ms | 2000.00 ms | 1.50 |",
 		"- dlock error: `acquire: 'unavailable'`",
 		"| data directory's filesystem | unknown |",
 		"(all members, share of one core, over 5s): dlock 2.0%. ",

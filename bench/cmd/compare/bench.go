@@ -112,31 +112,82 @@ func (b *bench) prepare(ctx context.Context, s string) (cluster.Cluster, loadgen
 	return c, sys, nil
 }
 
-// measure runs case c on system s.
-func (b *bench) measure(ctx context.Context, s string, c report.Case) (_ *loadgen.Result, err error) {
+// measure runs case c on system s, once the rest of the machine is quiet, and returns the result
+// with the share of a core the rest of the machine used during the run.
+func (b *bench) measure(ctx context.Context, s string, c report.Case) (_ *loadgen.Result, background float64, err error) {
 	defer func() { err = errors.Join(err, b.release(s, false)) }()
-	_, sys, err := b.prepare(ctx, s)
+	cl, sys, err := b.prepare(ctx, s)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer func() { err = errors.Join(err, sys.Close()) }()
+	if err := b.waitQuiet(ctx, cl.PIDs()); err != nil {
+		return nil, 0, err
+	}
+	meter, err := machine.StartCPUMeter(cl.PIDs())
+	if err != nil {
+		return nil, 0, err
+	}
 	cfg := loadgen.Config{Workload: c.Workload, Clients: c.Clients, Duration: b.o.duration, TTL: b.o.ttl}
 	res, err := loadgen.Run(ctx, sys, cfg)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return res, res.WriteTable(b.log)
+	if background, _, err = meter.Others(); err != nil {
+		return nil, 0, err
+	}
+	fmt.Fprintf(b.log, "other processes used %.0f%% of a core during the run\n", 100*background)
+	return res, background, res.WriteTable(b.log)
+}
+
+// waitQuiet waits, up to -quiet-wait, until the processes other than ours use less than -quiet-max
+// of a core over a second: another process's load on a 2-core machine moves results far more than
+// any difference between the systems. Past the wait it goes on, and the report flags the run.
+func (b *bench) waitQuiet(ctx context.Context, ours []int) error {
+	deadline := time.Now().Add(b.o.quietWait)
+	for {
+		m, err := machine.StartCPUMeter(ours)
+		if err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+		others, _, err := m.Others()
+		if err != nil {
+			return err
+		}
+		if others < b.o.quietMax {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(b.log, "machine still busy after %s (others use %.0f%% of a core): running anyway\n", b.o.quietWait, 100*others)
+			return nil
+		}
+	}
 }
 
 // failover runs the uncontended workload with 16 clients on system s and SIGKILLs the leader a third
 // of the way in. The cluster is stopped afterwards, even with -together: it has lost a member.
-func (b *bench) failover(ctx context.Context, s string) (_ *loadgen.Result, err error) {
+func (b *bench) failover(ctx context.Context, s string) (_ report.FailoverRun, err error) {
 	defer func() { err = errors.Join(err, b.release(s, true)) }()
 	c, sys, err := b.prepare(ctx, s)
 	if err != nil {
-		return nil, err
+		return report.FailoverRun{}, err
 	}
 	defer func() { err = errors.Join(err, sys.Close()) }()
+	if err := b.waitQuiet(ctx, c.PIDs()); err != nil {
+		return report.FailoverRun{}, err
+	}
+	// The killed leader's CPU time cannot be read after it dies, so the meter counts the survivors
+	// only, and only this process's CPU is left out of the machine's busy time: the other load it
+	// reports includes the cluster's. It is read before the kill for that reason.
+	meter, err := machine.StartCPUMeter(nil)
+	if err != nil {
+		return report.FailoverRun{}, err
+	}
 	at := killAt(b.o.failoverDuration)
 	// The killer goroutine is owned here: done stops it if the run ends first, and wg.Wait waits for it
 	// before its error is read.
@@ -160,10 +211,14 @@ func (b *bench) failover(ctx context.Context, s string) (_ *loadgen.Result, err 
 	close(done)
 	wg.Wait()
 	if err := errors.Join(runErr, killErr); err != nil {
-		return nil, err
+		return report.FailoverRun{}, err
+	}
+	busy, _, err := meter.Others()
+	if err != nil {
+		return report.FailoverRun{}, err
 	}
 	fmt.Fprintf(b.log, "failover: killed %s leader pid %d at %s\n", s, killed, at)
-	return res, res.WriteTable(b.log)
+	return report.FailoverRun{Result: res, MachineLoad: busy}, res.WriteTable(b.log)
 }
 
 // killLeader finds c's leader and SIGKILLs it.

@@ -44,6 +44,8 @@ type options struct {
 	command          string
 	systems          []string
 	idle             time.Duration
+	quietWait        time.Duration
+	quietMax         float64
 }
 
 func parseFlags(args []string) (options, error) {
@@ -59,6 +61,8 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.dlockBin, "dlock", "", "the dlock binary (go build -o X ./cmd/dlock); required")
 	fs.StringVar(&o.dataParent, "data-dir", "", "where clusters keep their data (default: the system's temp dir); use a disk, not tmpfs")
 	fs.DurationVar(&o.idle, "idle", 5*time.Second, "how long to watch each idle cluster's CPU use first")
+	fs.DurationVar(&o.quietWait, "quiet-wait", 2*time.Minute, "before each run, wait up to this long for other processes to go quiet")
+	fs.Float64Var(&o.quietMax, "quiet-max", 0.15, "share of one core other processes may use for the machine to count as quiet")
 	fs.BoolVar(&o.quick, "quick", false, "a smoke run: 1 round, 3s runs, 1s warm-up, 8s failover runs")
 	fs.BoolVar(&o.together, "together", false, "keep all three clusters up for the whole benchmark instead of one at a time")
 	fs.StringVar(&o.command, "command", "", "the command line to show in the report (default: this one)")
@@ -74,10 +78,13 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.quick {
 		o.rounds, o.duration, o.warmup, o.failoverDuration = 1, 3*time.Second, time.Second, 8*time.Second
-		o.idle = 2 * time.Second
+		o.idle, o.quietWait = 2*time.Second, 20*time.Second
 	}
 	if o.dlockBin == "" {
 		return o, errors.New("compare: -dlock: the dlock binary is required (go build -o X ./cmd/dlock)")
+	}
+	if o.quietMax <= 0 || o.quietWait < 0 {
+		return o, fmt.Errorf("compare: -quiet-max %g, -quiet-wait %s: want a positive share and a wait of 0 or more", o.quietMax, o.quietWait)
 	}
 	if o.rounds < 1 || o.duration <= 0 || o.failoverDuration <= 0 || o.warmup < 0 {
 		return o, fmt.Errorf("compare: -rounds %d, -duration %s, -failover-duration %s, -warmup %s: want at least 1 round and positive durations",
@@ -119,7 +126,7 @@ func main() {
 func run(ctx context.Context, o options, log io.Writer) error {
 	rep := &report.Report{
 		Machine: machine.Describe(o.dataParent), Command: o.command, Rounds: o.rounds, Cases: cases,
-		Date: time.Now(), Method: method(o),
+		Date: time.Now(), Method: method(o), NoisyAbove: o.quietMax,
 	}
 	var err error
 	if rep.Floor, err = floor(o.dataParent); err != nil {
@@ -146,11 +153,11 @@ func run(ctx context.Context, o options, log io.Writer) error {
 	for round := 1; round <= o.rounds; round++ {
 		for _, c := range cases {
 			for _, s := range rotate(o.systems, round-1) {
-				res, err := b.measure(ctx, s, c)
+				res, bg, err := b.measure(ctx, s, c)
 				if err != nil {
 					return fmt.Errorf("round %d, %s, %s: %w", round, c, s, err)
 				}
-				rep.Runs = append(rep.Runs, report.Run{Round: round, Case: c, Result: res})
+				rep.Runs = append(rep.Runs, report.Run{Round: round, Case: c, Result: res, Background: bg})
 			}
 		}
 	}
@@ -177,6 +184,7 @@ func method(o options) []string {
 		"Clients are the lock recipes a user of each system would reach for: dlock's Go client; etcd's client/v3/concurrency Mutex, one clientv3 client and one session lease per simulated client; go-zookeeper/zk's Lock recipe, one ZooKeeper session per simulated client. Each simulated client is its own connection, as separate processes would be. Reads are linearizable on all three (ZooKeeper: sync before the read).",
 		fmt.Sprintf("Every hold's lease is %s (dlock's TTL, etcd's session lease, ZooKeeper's session timeout); locks are released at once (no hold time).", o.ttl),
 		fmt.Sprintf("%d round(s); in each, every case runs on each system in turn, %s measured after a %s warm-up, in an order rotated from round to round.", o.rounds, o.duration, o.warmup),
+		fmt.Sprintf("Before each measured run the benchmark waits (up to %s) until processes other than its own use less than %.0f%% of one core, and it measures what they use during the run (the *other load* column).", o.quietWait, 100*o.quietMax),
 	}
 	if o.together {
 		m = append(m, "All three clusters ran for the whole benchmark (-together): each run competed with the other two idle clusters for the 2 cores.")
