@@ -160,6 +160,11 @@ func run(ctx context.Context, o options, log io.Writer) error {
 				rep.Runs = append(rep.Runs, report.Run{Round: round, Case: c, Result: res, Background: bg})
 			}
 		}
+		// Written after every round, so a benchmark stopped later still leaves the rounds it finished.
+		rep.Rounds = round
+		if err := write(rep, o); err != nil {
+			return err
+		}
 	}
 	rep.FailoverKillAt = killAt(o.failoverDuration)
 	for _, s := range o.systems {
