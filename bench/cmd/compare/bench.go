@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/dlock-raft/dlock/bench/cluster"
@@ -67,7 +68,10 @@ func (b *bench) release(s string, kill bool) error {
 		return nil
 	}
 	delete(b.up, s)
-	return c.Stop()
+	err := c.Stop()
+	// The stopped cluster's dirty pages would otherwise be written back during the next run.
+	syscall.Sync()
+	return err
 }
 
 // stopAll stops every running cluster; run defers it, so it runs on every path.

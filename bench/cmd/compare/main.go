@@ -4,8 +4,8 @@
 // Each run gets a fresh cluster of the system under test while the other two are stopped, because on a
 // small machine an idle cluster is not free (heartbeats, a JVM's collector): the -together flag keeps
 // all three up instead, to measure what that costs. Within a round every case runs each system back to
-// back, in an order that rotates from round to round, so that a machine slowing down over the
-// benchmark does not favour whoever runs first.
+// back, in an order that changes from case to case (see order), so that a machine slowing down over
+// the benchmark does not favour whoever runs first or after a given other system.
 //
 // bench/run.sh installs the servers from Debian's packages, builds dlock and runs this.
 package main
@@ -151,8 +151,8 @@ func run(ctx context.Context, o options, log io.Writer) error {
 		rep.IdleCPU = append(rep.IdleCPU, idle)
 	}
 	for round := 1; round <= o.rounds; round++ {
-		for _, c := range cases {
-			for _, s := range rotate(o.systems, round-1) {
+		for ci, c := range cases {
+			for _, s := range order(o.systems, (round-1)*len(cases)+ci) {
 				res, bg, err := b.measure(ctx, s, c)
 				if err != nil {
 					return fmt.Errorf("round %d, %s, %s: %w", round, c, s, err)
@@ -177,10 +177,17 @@ func run(ctx context.Context, o options, log io.Writer) error {
 	return write(rep, o)
 }
 
-// rotate returns s started at index k, so each round begins with another system.
-func rotate(s []string, k int) []string {
-	k %= len(s)
-	return append(append([]string(nil), s[k:]...), s[:k]...)
+// order is the order in which the k-th case of the benchmark runs the systems s: s rotated by k, and
+// reversed for odd k. Rotation alone would vary who runs first but always run each system right after
+// the same other one, which then always hands it the same leftovers (a dead cluster's writeback, a
+// JVM's exit); the reversal varies that too.
+func order(s []string, k int) []string {
+	r := k % len(s)
+	out := append(append([]string(nil), s[r:]...), s[:r]...)
+	if k%2 == 1 {
+		slices.Reverse(out)
+	}
+	return out
 }
 
 func method(o options) []string {
@@ -188,7 +195,7 @@ func method(o options) []string {
 		"Each system is a three-member cluster of real processes on 127.0.0.1, each member with its own data directory, every write fsync'd before it is acknowledged (each server's default; ZooKeeper's forceSync=yes written out). Timing settings are each server's defaults (dlock: 50ms heartbeat interval; etcd: 100ms heartbeat, 1s election; ZooKeeper: Debian's tickTime 2s, initLimit 10, syncLimit 5).",
 		"Clients are the lock recipes a user of each system would reach for: dlock's Go client; etcd's client/v3/concurrency Mutex, one clientv3 client and one session lease per simulated client; go-zookeeper/zk's Lock recipe, one ZooKeeper session per simulated client. Each simulated client is its own connection, as separate processes would be. Reads are linearizable on all three (ZooKeeper: sync before the read).",
 		fmt.Sprintf("Every hold's lease is %s (dlock's TTL, etcd's session lease, ZooKeeper's session timeout); locks are released at once (no hold time).", o.ttl),
-		fmt.Sprintf("%d round(s); in each, every case runs on each system in turn, %s measured after a %s warm-up, in an order rotated from round to round.", o.rounds, o.duration, o.warmup),
+		fmt.Sprintf("%d round(s); in each, every case runs on each system in turn, %s measured after a %s warm-up, in an order that changes from case to case (rotated, and reversed every other case), and after each cluster is stopped the page cache is synced to disk.", o.rounds, o.duration, o.warmup),
 		fmt.Sprintf("Before each measured run the benchmark waits (up to %s) until processes other than its own use less than %.0f%% of one core, and it measures what they use during the run (the *other load* column).", o.quietWait, 100*o.quietMax),
 	}
 	if o.together {

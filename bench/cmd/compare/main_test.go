@@ -6,24 +6,40 @@ import (
 	"time"
 )
 
-func TestRotate(t *testing.T) {
+func TestOrder(t *testing.T) {
 	s := []string{"dlock", "etcd", "zookeeper"}
 	tests := []struct {
 		give int
 		want []string
 	}{
 		{0, []string{"dlock", "etcd", "zookeeper"}},
-		{1, []string{"etcd", "zookeeper", "dlock"}},
+		{1, []string{"dlock", "zookeeper", "etcd"}},
 		{2, []string{"zookeeper", "dlock", "etcd"}},
-		{3, []string{"dlock", "etcd", "zookeeper"}},
+		{3, []string{"zookeeper", "etcd", "dlock"}},
 	}
 	for _, tt := range tests {
-		if got := rotate(s, tt.give); !slices.Equal(got, tt.want) {
-			t.Errorf("rotate(%d) = %v, want %v", tt.give, got, tt.want)
+		if got := order(s, tt.give); !slices.Equal(got, tt.want) {
+			t.Errorf("order(%d) = %v, want %v", tt.give, got, tt.want)
 		}
 	}
 	if s[0] != "dlock" {
-		t.Errorf("rotate changed its input: %v", s)
+		t.Errorf("order changed its input: %v", s)
+	}
+}
+
+// Over the benchmark's cases each system follows each other system, so none always inherits the same
+// predecessor's leftovers.
+func TestOrderVariesPredecessor(t *testing.T) {
+	s := []string{"dlock", "etcd", "zookeeper"}
+	follows := map[[2]string]bool{}
+	for k := range 4 {
+		o := order(s, k)
+		for i := 1; i < len(o); i++ {
+			follows[[2]string{o[i-1], o[i]}] = true
+		}
+	}
+	if len(follows) != 6 {
+		t.Errorf("in 4 cases the systems follow each other in %d ways, want all 6: %v", len(follows), follows)
 	}
 }
 
