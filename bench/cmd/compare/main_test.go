@@ -1,0 +1,79 @@
+package main
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestOrder(t *testing.T) {
+	s := []string{"dlock", "etcd", "zookeeper"}
+	tests := []struct {
+		give int
+		want []string
+	}{
+		{0, []string{"dlock", "etcd", "zookeeper"}},
+		{1, []string{"dlock", "zookeeper", "etcd"}},
+		{2, []string{"zookeeper", "dlock", "etcd"}},
+		{3, []string{"zookeeper", "etcd", "dlock"}},
+	}
+	for _, tt := range tests {
+		if got := order(s, tt.give); !slices.Equal(got, tt.want) {
+			t.Errorf("order(%d) = %v, want %v", tt.give, got, tt.want)
+		}
+	}
+	if s[0] != "dlock" {
+		t.Errorf("order changed its input: %v", s)
+	}
+}
+
+// Over the benchmark's cases each system follows each other system, so none always inherits the same
+// predecessor's leftovers.
+func TestOrderVariesPredecessor(t *testing.T) {
+	s := []string{"dlock", "etcd", "zookeeper"}
+	follows := map[[2]string]bool{}
+	for k := range 4 {
+		o := order(s, k)
+		for i := 1; i < len(o); i++ {
+			follows[[2]string{o[i-1], o[i]}] = true
+		}
+	}
+	if len(follows) != 6 {
+		t.Errorf("in 4 cases the systems follow each other in %d ways, want all 6: %v", len(follows), follows)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		give    []string
+		wantErr bool
+		check   func(options) bool
+	}{
+		{name: "dlock binary required", give: nil, wantErr: true},
+		{name: "unknown system", give: []string{"-dlock", "x", "-systems", "dlock,consul"}, wantErr: true},
+		{name: "quick", give: []string{"-dlock", "x", "-quick"}, check: func(o options) bool {
+			return o.rounds == 1 && o.duration == 3*time.Second && len(o.systems) == 3
+		}},
+		{name: "defaults", give: []string{"-dlock", "x"}, check: func(o options) bool {
+			return o.rounds == 3 && o.duration == 10*time.Second && o.out == "docs/benchmarks.md" && o.dataParent != ""
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseFlags(tt.give)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("parseFlags(%v) error %v, want error %v", tt.give, err, tt.wantErr)
+			}
+			if tt.check != nil && !tt.check(o) {
+				t.Errorf("parseFlags(%v) = %+v", tt.give, o)
+			}
+		})
+	}
+}
+
+func TestKillAt(t *testing.T) {
+	if got, want := killAt(20*time.Second), 6667*time.Millisecond; got != want {
+		t.Errorf("killAt(20s) = %s, want %s", got, want)
+	}
+}

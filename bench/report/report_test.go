@@ -1,0 +1,144 @@
+package report
+
+import (
+	"bytes"
+	"image/png"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dlock-raft/dlock/internal/loadgen"
+)
+
+func result(sys string, c Case, tp float64, p50 time.Duration) *loadgen.Result {
+	return &loadgen.Result{System: sys, Workload: c.Workload, Clients: c.Clients, Elapsed: 10 * time.Second,
+		Throughput: tp, Unit: "cycles/s",
+		Ops: []loadgen.OpStats{{Op: "cycle", Count: int(tp * 10), P50: p50, P99: 2 * p50}}}
+}
+
+// sample is two rounds of one case; in round 2 the machine was slower, for everyone alike.
+func sample() *Report {
+	c := Case{Workload: loadgen.Uncontended, Clients: 1}
+	r := &Report{Rounds: 2, Cases: []Case{c}, Floor: Floor{Fsync: time.Millisecond, RTT: 50 * time.Microsecond},
+		Command: "bench/run.sh -quick", PNG: "benchmarks.png", Date: time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC),
+		Machine: Machine{CPUs: "2"}, NoisyAbove: 0.15}
+	for _, x := range []struct {
+		round int
+		sys   string
+		tp    float64
+		bg    float64
+	}{
+		{1, "dlock", 200, 0.01}, {1, "etcd", 100, 0}, {1, "zookeeper", 400, 0},
+		{2, "dlock", 100, 0.5}, {2, "etcd", 50, 0}, {2, "zookeeper", 250, 0},
+	} {
+		r.Runs = append(r.Runs, Run{Round: x.round, Case: c, Result: result(x.sys, c, x.tp, 4*time.Millisecond), Background: x.bg})
+	}
+	r.Failover = []FailoverRun{{MachineLoad: 1.5, Result: &loadgen.Result{System: "dlock", Workload: loadgen.Uncontended, Clients: 16,
+		Elapsed: 15 * time.Second, Unit: "cycles/s", Throughput: 300, Errors: 3,
+		LongestGap: 1200 * time.Millisecond, Slowest: 2 * time.Second, ErrorSamples: []string{"acquire: `unavailable`"}}}}
+	r.FailoverKillAt = 5 * time.Second
+	r.IdleCPU = []IdleCPU{{System: "dlock", Window: 5 * time.Second, CPU: 100 * time.Millisecond, Others: 500 * time.Millisecond}}
+	return r
+}
+
+// Ratios are taken within each round, then their median: a slower second round moves both sides.
+func TestRatiosPerRound(t *testing.T) {
+	r := sample()
+	got := r.Ratios(r.Cases[0])
+	want := []struct {
+		peer     string
+		perRound []float64
+		median   float64
+	}{
+		{"etcd", []float64{2, 2}, 2},
+		{"zookeeper", []float64{0.5, 0.4}, 0.45},
+		{"faster peer", []float64{0.5, 0.4}, 0.45},
+	}
+	for i, w := range want {
+		t.Run(w.peer, func(t *testing.T) {
+			g := got[i]
+			if g.Peer != w.peer || !near(g.Median, w.median) || len(g.PerRound) != len(w.perRound) {
+				t.Fatalf("got %+v, want peer %s per round %v median %v", g, w.peer, w.perRound, w.median)
+			}
+			for j := range w.perRound {
+				if !near(g.PerRound[j], w.perRound[j]) {
+					t.Errorf("round %d: got %v, want %v", j+1, g.PerRound[j], w.perRound[j])
+				}
+			}
+		})
+	}
+}
+
+func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
+
+// A round where a system did not run gives no ratio rather than a division by zero.
+func TestRatiosMissingSystem(t *testing.T) {
+	c := Case{Workload: loadgen.Contended, Clients: 16}
+	r := &Report{Cases: []Case{c}, Runs: []Run{{Round: 1, Case: c, Result: result("dlock", c, 10, time.Millisecond)}}}
+	for _, rt := range r.Ratios(c) {
+		if len(rt.PerRound) != 0 {
+			t.Errorf("dlock/%s: got %v, want no ratio", rt.Peer, rt.PerRound)
+		}
+	}
+}
+
+func TestMarkdown(t *testing.T) {
+	var b bytes.Buffer
+	if err := sample().WriteMarkdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	md := b.String()
+	for _, want := range []string{
+		"bench/run.sh -quick",
+		"floor = 2 × (fsync + RTT) = 2 × (1.00 ms + 0.050 ms) = 2.10 ms",
+		"| dlock | 150.0 (100–200) | 4.00 ms | 8.00 ms | 0 | 1%, 50% |",
+		"**Disturbed:** in 1 run(s) of this case other processes used more than 15% of a core",
+		"dlock/etcd **2.00** (2.00, 2.00)",
+		"dlock/faster peer **0.45** (0.50, 0.40)",
+		"1.9 × the floor",
+		"![throughput per workload and system](benchmarks.png)",
+		"| dlock | 300.0 | 3 | 1200.00 ms | 2000.00 ms | 1.50 |",
+		"- dlock error: `acquire: 'unavailable'`",
+		"| data directory's filesystem | unknown |",
+		"(all members, share of one core, over 5s): dlock 2.0%. ",
+		"the rest of the machine (processes this benchmark does not control) used 10.0% of one core.",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q; got:\n%s", want, md)
+		}
+	}
+}
+
+func TestPNG(t *testing.T) {
+	var b bytes.Buffer
+	r := sample()
+	if err := r.WritePNG(&b); err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(&b)
+	if err != nil {
+		t.Fatalf("decode the chart: %v", err)
+	}
+	if w := img.Bounds().Dx(); w < 300 {
+		t.Errorf("chart width %d px, want at least 300 (one 4-inch panel at 96 dpi)", w)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	tests := []struct {
+		name string
+		give []float64
+		want float64
+	}{
+		{"none", nil, 0},
+		{"odd", []float64{3, 1, 2}, 2},
+		{"even", []float64{4, 1, 3, 2}, 2.5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := median(tt.give); got != tt.want {
+				t.Errorf("median(%v) = %v, want %v", tt.give, got, tt.want)
+			}
+		})
+	}
+}
