@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the side-by-side benchmark of dlock, etcd and ZooKeeper on this machine and writes
 # docs/benchmarks.md and docs/benchmarks.png. Arguments go to bench/cmd/compare (e.g. -quick for a
-# smoke run, -rounds 5, -duration 20s). Not part of CI: a full run takes about 15 minutes.
+# smoke run, -rounds 5, -duration 20s). Not part of CI: a full run takes about 12 minutes.
 #
 # Installs Debian's etcd-server and zookeeper packages if they are missing (run as root), builds dlock
 # from this work tree, and runs compare from the bench module, which alone depends on etcd's and

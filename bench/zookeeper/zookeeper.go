@@ -79,6 +79,10 @@ func (s *System) connect(ctx context.Context, timeout time.Duration) (*zk.Conn, 
 	if err != nil {
 		return nil, fmt.Errorf("zookeeper: connect %v: %w", s.servers, err)
 	}
+	// An ensemble that is up but grants no session (its connection cap reached, a member stuck in an
+	// election) must not hang the benchmark: the wait is bounded like etcd's dial.
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	for {
 		select {
 		case ev := <-events:

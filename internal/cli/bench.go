@@ -103,6 +103,9 @@ func checkBench(f *common, cfg loadgen.Config) error {
 	if len(f.endpoints) == 0 {
 		return UsageError(fmt.Errorf("--endpoints is empty"))
 	}
+	if f.timeout <= 0 {
+		return UsageError(fmt.Errorf("--timeout %s: want above 0", f.timeout))
+	}
 	if err := cfg.Validate(); err != nil {
 		return UsageError(fmt.Errorf("bench flags: %w", err))
 	}

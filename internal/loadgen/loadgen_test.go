@@ -27,6 +27,7 @@ type memSystem struct {
 	holders  atomic.Int32 // sessions inside a contended hold right now
 	overlaps atomic.Int32 // times two sessions held the same lock at once
 	putFails atomic.Int32 // every put fails while this is above 0, then it counts down
+	relFails atomic.Int32 // likewise for releases (the lock is released all the same)
 	closed   atomic.Int32
 }
 
@@ -66,6 +67,9 @@ func (s *memSession) Acquire(ctx context.Context, name string) error {
 func (s *memSession) Release(_ context.Context, name string) error {
 	s.m.holders.Add(-1)
 	<-s.m.lock(name)
+	if s.m.relFails.Add(-1) >= 0 {
+		return errors.New("lost the answer")
+	}
 	return nil
 }
 
@@ -129,6 +133,21 @@ func TestRunCountsErrorsAndKeepsTheirMessages(t *testing.T) {
 	var b strings.Builder
 	if err := res.WriteTable(&b); err != nil || !strings.Contains(b.String(), "error: put: disk on fire") {
 		t.Errorf("table = %q, %v; want it to show the error", b.String(), err)
+	}
+}
+
+// A cycle whose release failed is not a cycle: the headline rate counts only whole ones, as the cycle
+// row does.
+func TestRunCountsOnlyWholeCycles(t *testing.T) {
+	m := newMem()
+	m.relFails.Store(5)
+	res := run(t, m, loadgen.Config{Workload: loadgen.Uncontended, Clients: 1, Ops: 20, TTL: time.Second})
+	cycles, acq, rel := op(t, res, "cycle"), op(t, res, "acquire"), op(t, res, "release")
+	if cycles.Count != 20 || acq.Count != 25 || rel.Errors != 5 {
+		t.Errorf("cycles %d, acquires %d, release errors %d: want 20, 25, 5", cycles.Count, acq.Count, rel.Errors)
+	}
+	if got := res.Throughput * res.Elapsed.Seconds(); got < 19.5 || got > 20.5 {
+		t.Errorf("throughput x elapsed = %.2f cycles, want the 20 whole cycles", got)
 	}
 }
 

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -29,6 +30,8 @@ type Result struct {
 	LongestGap time.Duration `json:"longest_gap_ns"`
 	// Slowest is the longest single call, failed or not: a call that hung shows here.
 	Slowest time.Duration `json:"slowest_ns"`
+	// CloseError says why some sessions failed to close after the run, if they did.
+	CloseError string `json:"close_error,omitempty"`
 }
 
 // OpStats summarises one kind of operation. Percentiles are over successful operations only.
@@ -116,7 +119,7 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 	if len(sorted) == 0 {
 		return 0
 	}
-	i := int(q*float64(len(sorted))+0.999999) - 1
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
 	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
@@ -146,6 +149,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 	fmt.Fprintf(&b, "longest window without a success: %s; slowest call: %s\n", ms(r.LongestGap), ms(r.Slowest))
 	for _, s := range r.ErrorSamples {
 		fmt.Fprintf(&b, "error: %s\n", s)
+	}
+	if r.CloseError != "" {
+		fmt.Fprintf(&b, "closing sessions after the run: %s\n", r.CloseError)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

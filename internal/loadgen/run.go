@@ -36,7 +36,8 @@ const errorSamplesMax = 8
 // Run opens cfg.Clients sessions on sys, runs cfg.Workload until cfg.Duration has passed or cfg.Ops
 // headline operations are done, waits for every client to finish the operation it is in, closes the
 // sessions and returns what it measured. It fails only if cfg is invalid, a session cannot be opened,
-// or ctx ends; errors of operations are counted in the Result, never returned.
+// or ctx ends; errors of operations are counted in the Result, and a failure to close a session is
+// noted in it (Result.CloseError), never returned. Run does not close sys.
 //
 // Each operation runs under its own timeout (the TTL), not under the run's deadline, so the last
 // operations are measured whole rather than cut off when the duration ends.
@@ -58,7 +59,9 @@ func Run(ctx context.Context, sys System, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("loadgen: run ended early: %w", context.Cause(ctx))
 	}
 	if closeErr != nil {
-		return nil, fmt.Errorf("loadgen: close sessions: %w", closeErr)
+		// The measurement stands; a session that failed to close (a lease revoke after a failover,
+		// say) is reported beside it.
+		res.CloseError = closeErr.Error()
 	}
 	res.System = sys.Name()
 	return res, nil
@@ -118,12 +121,17 @@ type runner struct {
 
 func (r *runner) run(ctx context.Context, sessions []Session) *Result {
 	runCtx, stop := context.WithCancel(ctx)
-	if r.cfg.Duration > 0 {
-		runCtx, stop = context.WithTimeout(ctx, r.cfg.Duration)
-	}
 	defer stop()
-	r.stop = stop
+	if r.cfg.Duration > 0 {
+		var stopTimer context.CancelFunc
+		runCtx, stopTimer = context.WithTimeout(runCtx, r.cfg.Duration)
+		defer stopTimer()
+	}
+	r.stop = stop // cancels runCtx too
 	r.start = time.Now()
+	if r.cfg.OnStart != nil {
+		r.cfg.OnStart()
+	}
 	var wg sync.WaitGroup
 	for i, s := range sessions {
 		w := &worker{r: r, id: i, s: s}

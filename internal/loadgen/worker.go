@@ -48,20 +48,26 @@ func (w *worker) loop(ctx, runCtx context.Context) {
 }
 
 // cycle acquires lock, holds it for cfg.Hold and releases it. It records the acquire, the release and
-// their sum (the cycle, without the hold), and reports whether the acquire succeeded.
+// their sum (the cycle, without the hold), and reports whether both succeeded: only a whole cycle
+// counts toward the headline rate, so the rate and the cycle row agree even when calls fail.
 func (w *worker) cycle(ctx context.Context, lock string) bool {
 	acq, ok := w.do(ctx, opAcquire, func(c context.Context) error { return w.s.Acquire(c, lock) })
 	if !ok {
 		return false
 	}
 	if w.r.cfg.Hold > 0 {
-		time.Sleep(w.r.cfg.Hold)
+		t := time.NewTimer(w.r.cfg.Hold)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
 	}
 	rel, ok := w.do(ctx, opRelease, func(c context.Context) error { return w.s.Release(c, lock) })
 	if ok {
 		w.lat[opCycle] = append(w.lat[opCycle], acq+rel)
 	}
-	return true
+	return ok
 }
 
 // do runs one operation under its own timeout and records it. For the mixed and query workloads each

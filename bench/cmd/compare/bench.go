@@ -199,9 +199,18 @@ func (b *bench) failover(ctx context.Context, s string) (_ report.FailoverRun, e
 	var wg sync.WaitGroup
 	var killErr error
 	var killed int
+	// The clock starts when the sessions are open (OnStart), so the kill lands at the stated time into
+	// the measured run, whatever each system takes to open its sessions.
+	started := make(chan struct{})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		select {
+		case <-done:
+			killErr = errors.New("run ended before the leader was killed")
+			return
+		case <-started:
+		}
 		select {
 		case <-done:
 			killErr = errors.New("run ended before the leader was killed")
@@ -210,7 +219,8 @@ func (b *bench) failover(ctx context.Context, s string) (_ report.FailoverRun, e
 		}
 		killed, killErr = killLeader(ctx, c)
 	}()
-	cfg := loadgen.Config{Workload: loadgen.Uncontended, Clients: 16, Duration: b.o.failoverDuration, TTL: b.o.ttl}
+	cfg := loadgen.Config{Workload: loadgen.Uncontended, Clients: 16, Duration: b.o.failoverDuration, TTL: b.o.ttl,
+		OnStart: func() { close(started) }}
 	res, runErr := loadgen.Run(ctx, sys, cfg)
 	close(done)
 	wg.Wait()

@@ -66,7 +66,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.quick, "quick", false, "a smoke run: 1 round, 3s runs, 1s warm-up, 8s failover runs")
 	fs.BoolVar(&o.together, "together", false, "keep all three clusters up for the whole benchmark instead of one at a time")
 	fs.StringVar(&o.command, "command", "", "the command line to show in the report (default: this one)")
-	systems := fs.String("systems", strings.Join(report.Systems, ","), "comma-separated systems to run (a partial run leaves ratios out)")
+	systems := fs.String("systems", strings.Join(report.Systems, ","), "comma-separated systems to run (without both peers, the faster-peer ratio is left out)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -184,7 +184,7 @@ func run(ctx context.Context, o options, log io.Writer) error {
 func order(s []string, k int) []string {
 	r := k % len(s)
 	out := append(append([]string(nil), s[r:]...), s[:r]...)
-	if k%2 == 1 {
+	if k%2 == 1 && len(s) > 2 { // two systems: a rotation by one already is the reversal
 		slices.Reverse(out)
 	}
 	return out

@@ -27,6 +27,16 @@ func TestOrder(t *testing.T) {
 	}
 }
 
+// With two systems each runs first in every other case.
+func TestOrderOfTwoAlternates(t *testing.T) {
+	s := []string{"dlock", "etcd"}
+	for k, want := range [][]string{{"dlock", "etcd"}, {"etcd", "dlock"}, {"dlock", "etcd"}, {"etcd", "dlock"}} {
+		if got := order(s, k); !slices.Equal(got, want) {
+			t.Errorf("order(%v, %d) = %v, want %v", s, k, got, want)
+		}
+	}
+}
+
 // Over the benchmark's cases each system follows each other system, so none always inherits the same
 // predecessor's leftovers.
 func TestOrderVariesPredecessor(t *testing.T) {
