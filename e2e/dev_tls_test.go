@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"net"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dlock-raft/dlock/client"
+	"github.com/dlock-raft/dlock/internal/freeport"
 	"github.com/dlock-raft/dlock/internal/testcluster"
 )
 
@@ -89,10 +89,5 @@ func TestDevTLSPrintsWhatAClientNeeds(t *testing.T) {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return freeport.Port(t)
 }

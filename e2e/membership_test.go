@@ -16,6 +16,7 @@ import (
 	dlockv1 "github.com/dlock-raft/dlock/api/dlockv1"
 	"github.com/dlock-raft/dlock/client"
 	"github.com/dlock-raft/dlock/internal/faultnet"
+	"github.com/dlock-raft/dlock/internal/freeport"
 	"github.com/dlock-raft/dlock/internal/testcluster"
 )
 
@@ -560,10 +561,5 @@ func TestMemberCLI(t *testing.T) {
 
 func freeAddr(t *testing.T, host string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", host+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return freeport.Addr(t, host)
 }

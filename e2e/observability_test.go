@@ -24,6 +24,7 @@ import (
 	dlockv1 "github.com/dlock-raft/dlock/api/dlockv1"
 	"github.com/dlock-raft/dlock/internal/config"
 	"github.com/dlock-raft/dlock/internal/faultnet"
+	"github.com/dlock-raft/dlock/internal/freeport"
 	"github.com/dlock-raft/dlock/internal/testcluster"
 )
 
@@ -46,12 +47,7 @@ func observedCluster(t *testing.T, n int, fabric *faultnet.Fabric, edit func(*co
 
 func freeHostPort(t *testing.T, host string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatalf("probe a free port on %s: %v", host, err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return freeport.Addr(t, host)
 }
 
 // metrics is one scrape: every sample by its name and labels as the

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/dlock-raft/dlock/internal/config"
+	"github.com/dlock-raft/dlock/internal/freeport"
 	"github.com/dlock-raft/dlock/internal/fsm"
 	"github.com/dlock-raft/dlock/internal/fsm/fsmpb"
 )
@@ -31,12 +31,7 @@ type cluster struct {
 
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return freeport.Addr(t, "127.0.0.1")
 }
 
 func newCluster(t *testing.T, n int) *cluster {

@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 	dlockv1 "github.com/dlock-raft/dlock/api/dlockv1"
 	"github.com/dlock-raft/dlock/internal/config"
 	"github.com/dlock-raft/dlock/internal/faultnet"
+	"github.com/dlock-raft/dlock/internal/freeport"
 )
 
 var (
@@ -137,12 +137,7 @@ func loopbackHost() string {
 
 func freeAddr(t testing.TB, host string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", host+":0")
-	if err != nil {
-		t.Fatalf("probe a free port on %s: %v", host, err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return freeport.Addr(t, host)
 }
 
 // ConfigPath is node's seed-style config file.
