@@ -24,6 +24,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/dlock-raft/dlock/internal/freeport"
 )
 
 // Fabric is the set of links of one cluster. Its methods are safe for
@@ -67,7 +69,9 @@ func (f *Fabric) dir(from, to int) *direction {
 // whose peer listener is at target, and returns the address node from must
 // dial instead. The proxy listens on host (an IP) on a free port.
 func (f *Fabric) Link(from, to int, host, target string) (string, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	// Not a bare listen on :0: the nodes' own addresses were probed and are not listened on yet, and
+	// the kernel could hand one of them to this proxy.
+	ln, err := freeport.Listen(host)
 	if err != nil {
 		return "", fmt.Errorf("faultnet: listen for link %d->%d: %w", from, to, err)
 	}

@@ -9,6 +9,7 @@
 package freeport
 
 import (
+	"fmt"
 	"net"
 	"strconv"
 	"sync"
@@ -43,6 +44,35 @@ func Addr(t testing.TB, host string) string {
 	}
 	t.Fatalf("probe a free port on %s: 100 probes found only addresses already handed out", host)
 	return ""
+}
+
+// Listen listens on a free port of host that Addr has not handed out (and marks it handed out), for
+// servers that listen on :0 while other addresses probed by Addr still wait for their servers: the
+// kernel could otherwise give such a probed port to this listener.
+func Listen(host string) (net.Listener, error) {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.addrs == nil {
+		handedOut.addrs = make(map[string]bool)
+	}
+	var rejected []net.Listener
+	defer func() {
+		for _, ln := range rejected {
+			_ = ln.Close()
+		}
+	}()
+	for range 100 {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return nil, err
+		}
+		if addr := ln.Addr().String(); !handedOut.addrs[addr] {
+			handedOut.addrs[addr] = true
+			return ln, nil
+		}
+		rejected = append(rejected, ln) // held open until the end, so the kernel offers another port
+	}
+	return nil, fmt.Errorf("freeport: 100 listeners on %s got only addresses already handed out", host)
 }
 
 // Port is Addr on 127.0.0.1, as a port number.
