@@ -25,25 +25,13 @@ var handedOut struct {
 // in this process returned. It fails the test if no such port turns up.
 func Addr(t testing.TB, host string) string {
 	t.Helper()
-	handedOut.Lock()
-	defer handedOut.Unlock()
-	if handedOut.addrs == nil {
-		handedOut.addrs = make(map[string]bool)
+	ln, err := Listen(host)
+	if err != nil {
+		t.Fatalf("probe a free port on %s: %v", host, err)
 	}
-	for range 100 {
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			t.Fatalf("probe a free port on %s: %v", host, err)
-		}
-		addr := ln.Addr().String()
-		_ = ln.Close()
-		if !handedOut.addrs[addr] {
-			handedOut.addrs[addr] = true
-			return addr
-		}
-	}
-	t.Fatalf("probe a free port on %s: 100 probes found only addresses already handed out", host)
-	return ""
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
 }
 
 // Listen listens on a free port of host that Addr has not handed out (and marks it handed out), for
