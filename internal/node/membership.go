@@ -331,6 +331,10 @@ func (n *Node) unreachable(ctx context.Context, m Member, err error) error {
 }
 
 // describePeer asks the node at address who it is and how far its log is.
+// A connection the network reset (a partition healing resets every stream
+// that stalled in it) fails the first call on it; the call is retried on a
+// fresh connection until the transport timeout, so an operator adding a
+// node right after a network fault is not told it is unreachable.
 func (n *Node) describePeer(ctx context.Context, address string) (*peerpb.DescribeResponse, error) {
 	c, err := n.peers.client(address)
 	if err != nil {
@@ -338,8 +342,22 @@ func (n *Node) describePeer(ctx context.Context, address string) (*peerpb.Descri
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.timing.TransportTimeout)
 	defer cancel()
-	return c.Describe(ctx, &peerpb.DescribeRequest{})
+	for {
+		d, err := c.Describe(ctx, &peerpb.DescribeRequest{})
+		if status.Code(err) != codes.Unavailable {
+			return d, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(describeRetryPause):
+		}
+	}
 }
+
+// describeRetryPause spaces the retries of a Describe that found the
+// connection down, so a peer that is really gone is not dialled in a spin.
+const describeRetryPause = 50 * time.Millisecond
 
 // waitCaughtUp polls the node being added until its log holds the entry
 // that added it (index) and is within one append (MaxAppendEntries) of the
