@@ -1,7 +1,12 @@
 package check
 
 import (
+	"compress/gzip"
+	"encoding/json"
+	"os"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/dlock-raft/dlock/internal/history"
 )
@@ -108,6 +113,12 @@ func TestLocks(t *testing.T) {
 		{"refused waiter was granted and withdrawn", []history.Op{
 			acquire(1, "L", "b", 0, 3, refused, long), query(0, "L", 4, 5, "", 3, 1), acquired(0, "L", "a", 6, 7, 4, 2),
 		}, "ok"},
+		// WAIT_TIMEOUT promises the caller waits nowhere: a grant after it
+		// was answered is a violation, whatever the grant raced with.
+		{"waiter granted after it was told its wait ended", []history.Op{
+			acquired(0, "L", "a", 0, 1, 3, 1), acquire(1, "L", "b", 2, 5, refused, msd(1)),
+			release(0, "L", "a", 3, 6, 7, ok), query(2, "L", 8, 9, "b", 4, 2),
+		}, "fail"},
 		// "Reads. Query and Get are linearizable by default."
 		{"query of a held lock", []history.Op{acquired(0, "L", "a", 0, 1, 3, 1), query(1, "L", 2, 3, "a", 3, 1)}, "ok"},
 		{"query shows the wrong holder", []history.Op{acquired(0, "L", "a", 0, 1, 3, 1), query(1, "L", 2, 3, "b", 3, 1)}, "fail"},
@@ -152,4 +163,38 @@ func TestLocks(t *testing.T) {
 			checkVerdict(t, Locks(tt.give, fast), tt.want)
 		})
 	}
+}
+
+// The operations on one lock in a chaos run (inprocess seed 534111) where an
+// acquire retried after its wait ran out was answered WAIT_TIMEOUT and still
+// granted the lock 30 ms later, when its holder released. The checker must
+// keep catching it; the server-side regression test is
+// TestRetryWithNoWaitLeftLeavesTheQueue.
+func TestLocksCatchesAGrantAfterWaitTimeout(t *testing.T) {
+	ops := loadHistory(t, "testdata/wait-timeout-then-granted-inprocess-534111.json.gz")
+	r := Locks(ops, LinOptions{Timeout: time.Minute})
+	if r.TimedOut || len(r.Violations) != 1 || !strings.Contains(r.Violations[0], `"lin-2": not linearizable`) {
+		t.Fatalf("locks check of the recorded history: violations %q (timed out %t); want lock lin-2 not linearizable",
+			r.Violations, r.TimedOut)
+	}
+}
+
+// loadHistory reads a history saved by a chaos run: gzipped JSON holding
+// its operations.
+func loadHistory(t *testing.T, path string) []history.Op {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	z, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var saved struct{ History []history.Op }
+	if err := json.NewDecoder(z).Decode(&saved); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return saved.History
 }

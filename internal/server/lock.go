@@ -67,6 +67,12 @@ func (s lockService) Acquire(ctx context.Context, req *dlockv1.AcquireRequest) (
 		// A definite answer that queued and granted nothing.
 		mayBeQueued = false
 		return nil, resultError(res)
+	case res.Code == fsmpb.Code_QUEUED:
+		// A retry whose wait ran out asks for no wait (wait_ms 0), but if an
+		// earlier send of its request queued, this call took over that
+		// send's place in the queue (whose own withdrawal is now ignored):
+		// only this call's withdrawal can take the owner out of it.
+		mayBeQueued = true
 	}
 	// Queued, or a remembered answer: look at this node's state once it
 	// has applied the acquire.
