@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"reflect"
 	"strings"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/dlock-raft/dlock/client"
 	"github.com/dlock-raft/dlock/client/clienttest"
 	"github.com/dlock-raft/dlock/internal/cli"
+	"github.com/dlock-raft/dlock/internal/freeport"
 )
 
 func TestMain(m *testing.M) {
@@ -65,13 +65,7 @@ func put(t *testing.T, s *clienttest.Server, key, value string) {
 // deadAddr returns a loopback address nobody listens on.
 func deadAddr(t *testing.T) string {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	_ = lis.Close()
-	return addr
+	return freeport.Addr(t, "127.0.0.1") // never handed to a test cluster's node later
 }
 
 // docs/cli.md, "Exit status". Each row runs one command against a fresh node after setup.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dlock-raft/dlock/internal/config"
+	"github.com/dlock-raft/dlock/internal/freeport"
 	"github.com/dlock-raft/dlock/internal/mtls"
 	"github.com/dlock-raft/dlock/internal/pki"
 )
@@ -44,7 +45,7 @@ func newCA(t *testing.T) *pki.CA {
 
 func tlsMux(t *testing.T, src PeerTLS) *mux {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := freeport.Listen("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

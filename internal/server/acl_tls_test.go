@@ -24,6 +24,7 @@ import (
 	dlockv1 "github.com/dlock-raft/dlock/api/dlockv1"
 	"github.com/dlock-raft/dlock/client"
 	"github.com/dlock-raft/dlock/internal/config"
+	"github.com/dlock-raft/dlock/internal/freeport"
 	"github.com/dlock-raft/dlock/internal/server"
 	"github.com/dlock-raft/dlock/internal/testcluster"
 )
@@ -91,7 +92,7 @@ func (ca *testCA) issue(t *testing.T, cn string, isServer bool) tls.Certificate 
 // grant are made through it.
 func serveExtra(t *testing.T, c *testcluster.InProcess, opts server.Options) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := freeport.Listen("127.0.0.1") // not a port probed for a node that restarts
 	if err != nil {
 		t.Fatal(err)
 	}
