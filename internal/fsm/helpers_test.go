@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protodelim"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/dlock-raft/dlock/internal/fsm/fsmpb"
 )
 
@@ -169,13 +172,44 @@ func check[T comparable](t *testing.T, what string, got, want T) {
 	}
 }
 
+// snap returns s's snapshot, and checks on the way that WriteSnapshot's
+// hand-encoded records are byte for byte proto's encoding of the same
+// records (snapenc.go): every state a test snaps checks it.
 func snap(t testing.TB, s *State) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	if err := s.WriteSnapshot(&b); err != nil {
 		t.Fatalf("WriteSnapshot: %v", err)
 	}
+	if ref := protoSnapshot(t, s); !bytes.Equal(b.Bytes(), ref) {
+		t.Fatalf("WriteSnapshot wrote %d bytes that differ from proto's encoding of the same records (%d bytes), first at byte %d",
+			b.Len(), len(ref), firstDiff(b.Bytes(), ref))
+	}
 	return b.Bytes()
+}
+
+// protoSnapshot is s's snapshot with every record built as a message and
+// marshalled by proto: what WriteSnapshot must write.
+func protoSnapshot(t testing.TB, s *State) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	opts := protodelim.MarshalOptions{MarshalOptions: proto.MarshalOptions{Deterministic: true}}
+	if err := s.records(func(rec *fsmpb.SnapshotRecord) error {
+		_, err := opts.MarshalTo(&b, rec)
+		return err
+	}); err != nil {
+		t.Fatalf("proto encoding of the snapshot records: %v", err)
+	}
+	return b.Bytes()
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }
 
 func fmtResults(rs []*fsmpb.Result) string {

@@ -39,8 +39,19 @@ var ErrCorruptSnapshot = errors.New("dlock: corrupt fsm snapshot")
 func (s *State) WriteSnapshot(w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	opts := protodelim.MarshalOptions{MarshalOptions: proto.MarshalOptions{Deterministic: true}}
-	err := s.records(func(rec *fsmpb.SnapshotRecord) error {
+	var buf []byte // one lock or KV record at a time, reused
+	err := s.walkRecords(func(rec *fsmpb.SnapshotRecord) error {
 		_, err := opts.MarshalTo(bw, rec)
+		return err
+	}, func(l *lock) (err error) {
+		if buf, err = appendLockRecord(buf[:0], l); err == nil {
+			_, err = bw.Write(buf)
+		}
+		return err
+	}, func(key string, value []byte) (err error) {
+		if buf, err = appendKVRecord(buf[:0], key, value); err == nil {
+			_, err = bw.Write(buf)
+		}
 		return err
 	})
 	if err == nil {
@@ -52,10 +63,22 @@ func (s *State) WriteSnapshot(w io.Writer) error {
 	return nil
 }
 
-// records calls fn with every snapshot record in snapshot order. Records
-// share strings, values and cached results with s, none of which is ever
-// modified in place.
+// records calls fn with every snapshot record in snapshot order, lock and
+// KV records included: the reference for what WriteSnapshot writes.
+// Records share strings, values and cached results with s, none of which
+// is ever modified in place.
 func (s *State) records(fn func(*fsmpb.SnapshotRecord) error) error {
+	return s.walkRecords(fn, func(l *lock) error { return fn(lockRecord(l)) }, func(key string, value []byte) error {
+		return fn(&fsmpb.SnapshotRecord{Rec: &fsmpb.SnapshotRecord_Kv{Kv: &fsmpb.KVRecord{Key: key, Value: value}}})
+	})
+}
+
+// walkRecords visits the snapshot's records in snapshot order: the header,
+// then each lock, each key, each client and each principal. Lock and key
+// records go to their own functions, which encode them without building
+// messages (snapenc.go); the others go to fn.
+func (s *State) walkRecords(fn func(*fsmpb.SnapshotRecord) error, lockFn func(*lock) error,
+	kvFn func(key string, value []byte) error) error {
 	version := uint32(snapshotVersionV1)
 	if len(s.principals) > 0 {
 		version = snapshotVersion
@@ -74,13 +97,12 @@ func (s *State) records(fn func(*fsmpb.SnapshotRecord) error) error {
 		return err
 	}
 	for name := range s.lockNames.from("") {
-		if err := fn(lockRecord(s.locks[name])); err != nil {
+		if err := lockFn(s.locks[name]); err != nil {
 			return err
 		}
 	}
 	for key := range s.keyNames.from("") {
-		kv := &fsmpb.KVRecord{Key: key, Value: s.kv[key]}
-		if err := fn(&fsmpb.SnapshotRecord{Rec: &fsmpb.SnapshotRecord_Kv{Kv: kv}}); err != nil {
+		if err := kvFn(key, s.kv[key]); err != nil {
 			return err
 		}
 	}
