@@ -26,13 +26,16 @@ Workloads (--workload):
   contended    every client acquires and releases one lock: FIFO handoffs/s
   mixed        each client cycles its own lock, then writes and reads a key of its own
   query        linearizable reads of a lock's holder
+  fill         each client acquires new locks and keeps them: fills the cluster with held locks
+               (they stay held until --ttl runs out, after the run too)
 
 Each client is its own connection to all --endpoints. The run stops at --duration or after --ops
 headline operations, whichever comes first, then waits for the operations in flight. A live progress
 line goes to standard error; the result (ops/s and p50/p90/p99/p99.9/max per operation, every error
 counted) goes to standard output as a table, or as JSON with -o json.`
 	cmd.Example = `  dlock bench --workload uncontended --clients 64 --duration 30s
-  dlock bench --workload contended --clients 16 --ops 10000 -o json`
+  dlock bench --workload contended --clients 16 --ops 10000 -o json
+  dlock bench --workload fill --clients 64 --ops 1000000 --duration 0 --ttl 1h`
 	cmd.Args = args(0, 0)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg.Workload = loadgen.Workload(workload)
@@ -67,7 +70,7 @@ counted) goes to standard output as a table, or as JSON with -o json.`
 		return res.WriteTable(cmd.OutOrStdout())
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&workload, "workload", string(loadgen.Uncontended), "uncontended, contended, mixed or query")
+	fl.StringVar(&workload, "workload", string(loadgen.Uncontended), "uncontended, contended, mixed, query or fill")
 	fl.IntVar(&cfg.Clients, "clients", 16, "concurrent clients, each with its own connection")
 	fl.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to run (0: until --ops are done)")
 	fl.IntVar(&cfg.Ops, "ops", 0, "stop after this many cycles, handoffs or operations (0: at --duration)")

@@ -19,10 +19,14 @@ const (
 	Mixed Workload = "mixed"
 	// Query: each client reads the holder of a lock (held by nobody) with linearizable reads.
 	Query Workload = "query"
+	// Fill: each client acquires new locks of its own and never releases them, to fill a cluster with
+	// held locks (memory and snapshot sizing). Its rate is acquires/s. The locks stay held after the
+	// run until their TTL runs out, so give it a TTL long enough for the measurement that follows.
+	Fill Workload = "fill"
 )
 
 // Workloads lists every workload, in the order reports show them.
-var Workloads = []Workload{Uncontended, Contended, Mixed, Query}
+var Workloads = []Workload{Uncontended, Contended, Mixed, Query, Fill}
 
 // Limits on a Config, so a typo cannot start a million goroutines or allocate gigabytes of values.
 // Every latency is kept (see the package doc), so a run's length is capped too: about 40 bytes a

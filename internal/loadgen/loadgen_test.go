@@ -212,3 +212,21 @@ func TestDlockWorkloads(t *testing.T) {
 		})
 	}
 }
+
+// Fill acquires a new lock each time and releases none, so every acquire it counts is a lock still
+// held at the end.
+func TestFillKeepsEveryLockItAcquires(t *testing.T) {
+	m := newMem()
+	res := run(t, m, loadgen.Config{Workload: loadgen.Fill, Clients: 3, Ops: 30, TTL: time.Second})
+	acq := op(t, res, "acquire")
+	m.mu.Lock()
+	held := 0
+	for _, ch := range m.locks {
+		held += len(ch)
+	}
+	m.mu.Unlock()
+	if res.Errors != 0 || res.Unit != "acquires/s" || acq.Count < 30 || held != acq.Count {
+		t.Errorf("fill: %d errors, unit %q, %d acquires, %d locks held at the end; want 0 errors, acquires/s, "+
+			"at least 30 acquires, each a lock still held", res.Errors, res.Unit, acq.Count, held)
+	}
+}

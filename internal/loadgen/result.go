@@ -65,6 +65,8 @@ func unit(w Workload) string {
 		return "handoffs"
 	case Query:
 		return "queries"
+	case Fill:
+		return "acquires"
 	}
 	return "ops"
 }
@@ -76,6 +78,8 @@ func opsOf(w Workload) []op {
 		return []op{opCycle, opAcquire, opRelease}
 	case Mixed:
 		return []op{opCycle, opAcquire, opRelease, opPut, opGet}
+	case Fill:
+		return []op{opAcquire}
 	}
 	return []op{opQuery}
 }

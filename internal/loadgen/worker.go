@@ -31,6 +31,7 @@ func (w *worker) loop(ctx, runCtx context.Context) {
 	for i := range value {
 		value[i] = byte('a' + i%26)
 	}
+	filled := 0 // Fill: the locks this client has asked for
 	for runCtx.Err() == nil {
 		switch cfg.Workload {
 		case Uncontended, Contended:
@@ -43,6 +44,10 @@ func (w *worker) loop(ctx, runCtx context.Context) {
 			w.do(ctx, opGet, func(c context.Context) error { return w.s.Get(c, key) })
 		case Query:
 			w.do(ctx, opQuery, func(c context.Context) error { return w.s.Query(c, lock) })
+		case Fill:
+			name := fmt.Sprintf("%s-%d", lock, filled)
+			filled++
+			w.do(ctx, opAcquire, func(c context.Context) error { return w.s.Acquire(c, name) })
 		}
 	}
 }
@@ -70,8 +75,8 @@ func (w *worker) cycle(ctx context.Context, lock string) bool {
 	return ok
 }
 
-// do runs one operation under its own timeout and records it. For the mixed and query workloads each
-// successful operation is a headline one.
+// do runs one operation under its own timeout and records it. For the mixed, query and fill workloads
+// each successful operation is a headline one.
 func (w *worker) do(ctx context.Context, o op, fn func(context.Context) error) (time.Duration, bool) {
 	opCtx, cancel := context.WithTimeout(ctx, w.r.cfg.TTL)
 	t0 := time.Now()
@@ -88,7 +93,7 @@ func (w *worker) do(ctx context.Context, o op, fn func(context.Context) error) (
 	}
 	w.lat[o] = append(w.lat[o], d)
 	w.oks = append(w.oks, end.Sub(w.r.start))
-	if wl := w.r.cfg.Workload; wl == Mixed || wl == Query {
+	if wl := w.r.cfg.Workload; wl == Mixed || wl == Query || wl == Fill {
 		w.r.headlineDone()
 	}
 	return d, true
