@@ -31,7 +31,7 @@ func TestZooCfg(t *testing.T) {
 	got := ZooCfg("/d/m2/data", 2181, []int{1, 2, 3}, []int{4, 5, 6})
 	for _, want := range []string{
 		"dataDir=/d/m2/data\n", "clientPort=2181\n", "clientPortAddress=127.0.0.1\n", "forceSync=yes\n",
-		"4lw.commands.whitelist=srvr,ruok\n", "admin.enableServer=false\n",
+		"4lw.commands.whitelist=srvr,ruok\n", "admin.enableServer=false\n", "maxSessionTimeout=3600000\n",
 		"server.1=127.0.0.1:1:4\n", "server.2=127.0.0.1:2:5\n", "server.3=127.0.0.1:3:6\n",
 	} {
 		if !strings.Contains(got, want) {

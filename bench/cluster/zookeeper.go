@@ -17,6 +17,10 @@ import (
 // in its manifest; slf4j-simple gives its log lines somewhere to go (stderr, into the member's log).
 const ZookeeperClassPath = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
 
+// ZookeeperSessionMax is the longest session the ensemble grants: the longest TTL a benchmark can give
+// ZooKeeper's locks.
+const ZookeeperSessionMax = time.Hour
+
 // ZookeeperConfig places a ZooKeeper ensemble.
 type ZookeeperConfig struct {
 	// Java is the java binary; empty means "java" on PATH.
@@ -38,10 +42,12 @@ type Zookeeper struct {
 // (tickTime 2s, initLimit 10, syncLimit 5); forceSync=yes is ZooKeeper's default, written out because
 // the benchmark depends on it. The admin server is off (it would take port 8080 on every member), the
 // connection cap per client address is raised (every simulated client comes from 127.0.0.1), and the
-// srvr command is allowed so that the leader can be found.
+// srvr command is allowed so that the leader can be found. Sessions may last up to ZookeeperSessionMax
+// (ZooKeeper's own cap is 20 ticks, 40 s, which would silently shorten a longer TTL).
 func ZooCfg(dataDir string, clientPort int, quorumPorts, electionPorts []int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "tickTime=2000\ninitLimit=10\nsyncLimit=5\n")
+	fmt.Fprintf(&b, "maxSessionTimeout=%d\n", ZookeeperSessionMax.Milliseconds())
 	fmt.Fprintf(&b, "dataDir=%s\n", dataDir)
 	fmt.Fprintf(&b, "clientPort=%d\nclientPortAddress=127.0.0.1\n", clientPort)
 	fmt.Fprintf(&b, "forceSync=yes\n")

@@ -67,7 +67,10 @@ func (r *Report) panel(c Case, legend bool) (*plot.Plot, error) {
 	top := 0.0
 	w := vg.Points(30)
 	for i, sys := range Systems {
-		v, _ := r.Throughput(c, sys)
+		v, ran := r.Throughput(c, sys)
+		if !ran {
+			continue // not run: no bar, no legend entry, rather than a bar of 0
+		}
 		top = max(top, v)
 		bars, err := plotter.NewBarChart(plotter.Values{v}, w)
 		if err != nil {

@@ -2,7 +2,10 @@ package report
 
 import (
 	"bytes"
+	"image"
+	"image/color"
 	"image/png"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -122,6 +125,42 @@ func TestPNG(t *testing.T) {
 	if w := img.Bounds().Dx(); w < 300 {
 		t.Errorf("chart width %d px, want at least 300 (one 4-inch panel at 96 dpi)", w)
 	}
+}
+
+// A system that was not run gets no bar (and no legend entry), not a bar of 0.
+func TestPNGDrawsOnlySystemsRun(t *testing.T) {
+	full := sample()
+	only := sample()
+	only.Runs = slices.DeleteFunc(only.Runs, func(r Run) bool { return r.Result.System != "dlock" })
+	for _, tt := range []struct {
+		name string
+		r    *Report
+		etcd bool
+	}{{"all systems", full, true}, {"dlock only", only, false}} {
+		var b bytes.Buffer
+		if err := tt.r.WritePNG(&b); err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(&b)
+		if err != nil {
+			t.Fatalf("%s: decode the chart: %v", tt.name, err)
+		}
+		if got := hasColor(img, colors[1]); got != tt.etcd {
+			t.Errorf("%s: etcd's color drawn %t, want %t", tt.name, got, tt.etcd)
+		}
+	}
+}
+
+func hasColor(img image.Image, c color.Color) bool {
+	r0, g0, b0, _ := c.RGBA()
+	for y := img.Bounds().Min.Y; y < img.Bounds().Max.Y; y++ {
+		for x := img.Bounds().Min.X; x < img.Bounds().Max.X; x++ {
+			if r, g, b, _ := img.At(x, y).RGBA(); r == r0 && g == g0 && b == b0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func TestMedian(t *testing.T) {

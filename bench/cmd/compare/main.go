@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dlock-raft/dlock/bench/cluster"
 	"github.com/dlock-raft/dlock/bench/machine"
 	"github.com/dlock-raft/dlock/bench/report"
 	"github.com/dlock-raft/dlock/internal/loadgen"
@@ -63,7 +64,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.idle, "idle", 5*time.Second, "how long to watch each idle cluster's CPU use first")
 	fs.DurationVar(&o.quietWait, "quiet-wait", 2*time.Minute, "before each run, wait up to this long for other processes to go quiet")
 	fs.Float64Var(&o.quietMax, "quiet-max", 0.15, "share of one core other processes may use for the machine to count as quiet")
-	fs.BoolVar(&o.quick, "quick", false, "a smoke run: 1 round, 3s runs, 1s warm-up, 8s failover runs")
+	fs.BoolVar(&o.quick, "quick", false, "a smoke run: 1 round, 3s runs, 1s warm-up, 8s failover runs (flags given explicitly still apply)")
 	fs.BoolVar(&o.together, "together", false, "keep all three clusters up for the whole benchmark instead of one at a time")
 	fs.StringVar(&o.command, "command", "", "the command line to show in the report (default: this one)")
 	systems := fs.String("systems", strings.Join(report.Systems, ","), "comma-separated systems to run (without both peers, the faster-peer ratio is left out)")
@@ -77,14 +78,30 @@ func parseFlags(args []string) (options, error) {
 		o.systems = append(o.systems, sys)
 	}
 	if o.quick {
-		o.rounds, o.duration, o.warmup, o.failoverDuration = 1, 3*time.Second, time.Second, 8*time.Second
-		o.idle, o.quietWait = 2*time.Second, 20*time.Second
+		// Flags given explicitly win over the smoke run's values.
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		quick := func(name string, apply func()) {
+			if !set[name] {
+				apply()
+			}
+		}
+		quick("rounds", func() { o.rounds = 1 })
+		quick("duration", func() { o.duration = 3 * time.Second })
+		quick("warmup", func() { o.warmup = time.Second })
+		quick("failover-duration", func() { o.failoverDuration = 8 * time.Second })
+		quick("idle", func() { o.idle = 2 * time.Second })
+		quick("quiet-wait", func() { o.quietWait = 20 * time.Second })
 	}
 	if o.dlockBin == "" {
 		return o, errors.New("compare: -dlock: the dlock binary is required (go build -o X ./cmd/dlock)")
 	}
 	if o.quietMax <= 0 || o.quietWait < 0 {
 		return o, fmt.Errorf("compare: -quiet-max %g, -quiet-wait %s: want a positive share and a wait of 0 or more", o.quietMax, o.quietWait)
+	}
+	if o.ttl < time.Second || o.ttl > cluster.ZookeeperSessionMax {
+		return o, fmt.Errorf("compare: -ttl %s: want 1s to %s (the longest session the ZooKeeper ensemble grants)",
+			o.ttl, cluster.ZookeeperSessionMax)
 	}
 	if o.rounds < 1 || o.duration <= 0 || o.failoverDuration <= 0 || o.warmup < 0 {
 		return o, fmt.Errorf("compare: -rounds %d, -duration %s, -failover-duration %s, -warmup %s: want at least 1 round and positive durations",
@@ -113,8 +130,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	// Ctrl-C cancels ctx, so the deferred Stops of the running clusters still run.
+	// Ctrl-C cancels ctx, so the deferred Stops of the running clusters still run; a second Ctrl-C,
+	// with the default handling restored, kills the benchmark (its clusters die with it: Pdeathsig).
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	err = run(ctx, o, os.Stdout)
 	stop()
 	if err != nil {

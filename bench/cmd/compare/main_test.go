@@ -65,6 +65,10 @@ func TestFlags(t *testing.T) {
 		{name: "quick", give: []string{"-dlock", "x", "-quick"}, check: func(o options) bool {
 			return o.rounds == 1 && o.duration == 3*time.Second && len(o.systems) == 3
 		}},
+		{name: "ttl past ZooKeeper's sessions", give: []string{"-dlock", "x", "-ttl", "2h"}, wantErr: true},
+		{name: "quick keeps explicit flags", give: []string{"-dlock", "x", "-quick", "-rounds", "2", "-duration", "5s"}, check: func(o options) bool {
+			return o.rounds == 2 && o.duration == 5*time.Second && o.warmup == time.Second
+		}},
 		{name: "defaults", give: []string{"-dlock", "x"}, check: func(o options) bool {
 			return o.rounds == 3 && o.duration == 10*time.Second && o.out == "docs/benchmarks.md" && o.dataParent != ""
 		}},
