@@ -39,17 +39,28 @@ func (s lockService) Acquire(ctx context.Context, req *dlockv1.AcquireRequest) (
 	mayBeQueued := req.WaitMs > 0
 	attempt := newAttempt()
 	defer func() {
-		if err != nil && mayBeQueued && !s.isStopping() {
-			if werr := s.withdraw(req.Name, req.Owner, attempt); werr != nil && reasonOf(err) == dlockv1.ReasonWaitTimeout {
-				// WAIT_TIMEOUT promises the caller holds nothing and waits
-				// nowhere. Without a committed withdrawal the queue may still
-				// grant this owner until the wait's deadline passes in cluster
-				// time, so the outcome is unknown: the caller may retry (the
-				// retry withdraws again) or let the lease run out.
-				err = statusError(codes.Unavailable, dlockv1.ReasonNoLeader, fmt.Sprintf(
-					"dlock: lock %s: the wait ended but its withdrawal was not committed (%v); the lock may still be granted to this owner",
-					quote(req.Name), werr))
+		if err == nil || !mayBeQueued {
+			return
+		}
+		if s.isStopping() {
+			// A stopping node leaves the wait in place for the client's
+			// retry on another node. Its timer may have fired as the stop
+			// began, but the queue may still grant this owner: the answer
+			// is the stop's, never WAIT_TIMEOUT.
+			if reasonOf(err) == dlockv1.ReasonWaitTimeout {
+				err = errShuttingDown()
 			}
+			return
+		}
+		if werr := s.withdraw(req.Name, req.Owner, attempt); werr != nil && reasonOf(err) == dlockv1.ReasonWaitTimeout {
+			// WAIT_TIMEOUT promises the caller holds nothing and waits
+			// nowhere. Without a committed withdrawal the queue may still
+			// grant this owner until the wait's deadline passes in cluster
+			// time, so the outcome is unknown: the caller may retry (the
+			// retry withdraws again) or let the lease run out.
+			err = statusError(codes.Unavailable, dlockv1.ReasonNoLeader, fmt.Sprintf(
+				"dlock: lock %s: the wait ended but its withdrawal was not committed (%v); the lock may still be granted to this owner",
+				quote(req.Name), werr))
 		}
 	}()
 	cmd := withHeader(req.Header, &fsmpb.Command{Op: &fsmpb.Command_Acquire{Acquire: &fsmpb.Acquire{
@@ -142,10 +153,16 @@ func (s *Server) awaitGrant(ctx context.Context, req *dlockv1.AcquireRequest, de
 		case <-ctx.Done():
 			return nil, nodeError(ctx.Err())
 		case <-s.stopping:
-			return nil, statusError(codes.Unavailable, dlockv1.ReasonShuttingDown,
-				"dlock: this node is stopping; retry the acquire on another node to keep its place")
+			return nil, errShuttingDown()
 		}
 	}
+}
+
+// errShuttingDown answers an acquire that was waiting on a node that began
+// to stop: its wait is left in place.
+func errShuttingDown() error {
+	return statusError(codes.Unavailable, dlockv1.ReasonShuttingDown,
+		"dlock: this node is stopping; retry the acquire on another node to keep its place")
 }
 
 // heldBy reports the hold if owner holds name on this node's state.
