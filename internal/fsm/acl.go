@@ -180,18 +180,18 @@ func (s *State) authorize(c *fsmpb.Command) *fsmpb.Result {
 // deniedOrReplay answers a command its principal may not apply: with the
 // remembered result if the command is a retry of one applied earlier (its
 // outcome stands: it was permitted when it applied), else with denied.
-// Either way nothing changes, the idempotency table included.
+// Nothing is applied; a retried acquire only takes over its request's
+// claim, as every replay of an acquire does (see replay).
 func (s *State) deniedOrReplay(c *fsmpb.Command, denied *fsmpb.Result) *fsmpb.Result {
 	if c.ClientId == "" || c.Seq == 0 || !dedupable(c) {
 		return denied
 	}
-	r := s.clients[c.ClientId].lookup(c.Seq)
+	cl := s.clients[c.ClientId]
+	r := cl.lookup(c.Seq)
 	if r == nil {
 		return denied
 	}
-	replay := cloneResult(r)
-	replay.Replayed, replay.Attempt, replay.AttemptTry, replay.Superseded = true, 0, 0, nil
-	return replay
+	return s.replay(cl, c, r)
 }
 
 // permName is a permission's lower-case name, as users write it.

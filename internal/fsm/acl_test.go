@@ -140,6 +140,36 @@ func TestACLRetryAfterRevoke(t *testing.T) {
 	check(t, "nothing changed", bytes.Equal(snap(t, s), before), true)
 }
 
+// A retried acquire whose principal has since lost the lock permission gets
+// its remembered answer, and, like any retry of an acquire, takes over its
+// request's claim: the call the client now listens to is the one whose
+// withdrawal counts, and the call it replaced can no longer end the wait or
+// the hold granted from it.
+func TestACLRetryAfterRevokeAdoptsTheClaim(t *testing.T) {
+	apply := func(s *State, c *fsmpb.Command) *fsmpb.Result { return s.Apply(at(200, c).entry()).Results[0] }
+	setup := func() *State {
+		s := aclState(t)
+		apply(s, by("app", acqBy("L", "holder", hour, 0, 100)))
+		apply(s, by("app", as("c", 1, try(1, acqBy("L", "o", hour, minute, 1)))))
+		return s
+	}
+	// Still queued: the retry's withdrawal takes the owner out of the queue.
+	s := setup()
+	apply(s, by("root", revoke("app", fsmpb.Permission_LOCK, "L")))
+	retry := apply(s, by("app", as("c", 1, try(2, acqBy("L", "o", hour, 0, 2)))))
+	check(t, "retry while queued", fmtResult(retry), "QUEUED ttl=3600000000000 pos=1 replayed=true")
+	check(t, "the retry's withdrawal", apply(s, withdrawBy("L", "o", 2)).Code, fsmpb.Code_OK)
+	check(t, "queued after the retry's withdrawal", s.Queued("L", "o"), false)
+	// Granted from the wait: the replaced call's withdrawal leaves the hold.
+	s = setup()
+	apply(s, by("app", rel("L", "holder", 0)))
+	apply(s, by("root", revoke("app", fsmpb.Permission_LOCK, "L")))
+	apply(s, by("app", as("c", 1, try(2, acqBy("L", "o", hour, minute, 2)))))
+	check(t, "the replaced call's withdrawal", apply(s, withdrawBy("L", "o", 1)).Code, fsmpb.Code_IGNORED)
+	v, _ := s.Lock("L")
+	check(t, "holder after the replaced call's withdrawal", v.Owner, "o")
+}
+
 func TestACLAllowed(t *testing.T) {
 	s := aclState(t)
 	rows := []struct {

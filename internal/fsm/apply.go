@@ -66,14 +66,7 @@ func (s *State) command(c *fsmpb.Command) *fsmpb.Result {
 			"seq %d of client %q is below what the client acknowledged (%d)", c.Seq, c.ClientId, cl.ackedBelow)
 	}
 	if r := cl.lookup(c.Seq); r != nil {
-		if a := c.GetAcquire(); a != nil {
-			if kept := s.adopt(a, r); kept != nil {
-				cl.keep(c.Seq, kept)
-			}
-		}
-		replay := cloneResult(r)
-		replay.Replayed, replay.Attempt, replay.AttemptTry, replay.Superseded = true, 0, 0, nil
-		return replay
+		return s.replay(cl, c, r)
 	}
 	if cl.forgot(c.Seq) {
 		return refuse(fsmpb.Code_STALE_REQUEST,
@@ -87,6 +80,21 @@ func (s *State) command(c *fsmpb.Command) *fsmpb.Result {
 	s.remember(c.ClientId, c.Seq, r)
 	r.Attempt, r.AttemptTry = 0, 0
 	return r
+}
+
+// replay answers a repeat of c's request with its remembered result r. A
+// repeated Acquire first adopts the request's claim (see adopt), so that this
+// call, the one the client now listens to, is the one whose withdrawal
+// counts.
+func (s *State) replay(cl *client, c *fsmpb.Command, r *fsmpb.Result) *fsmpb.Result {
+	if a := c.GetAcquire(); a != nil {
+		if kept := s.adopt(a, r); kept != nil {
+			cl.keep(c.Seq, kept)
+		}
+	}
+	replay := cloneResult(r)
+	replay.Replayed, replay.Attempt, replay.AttemptTry, replay.Superseded = true, 0, 0, nil
+	return replay
 }
 
 func dedupable(c *fsmpb.Command) bool {
