@@ -73,11 +73,15 @@ func (s *State) command(c *fsmpb.Command) *fsmpb.Result {
 			"seq %d of client %q is older than the results it remembers", c.Seq, c.ClientId)
 	}
 	r := s.exec(c)
+	var wait waitRef
 	if a := c.GetAcquire(); a != nil && (r.Code == fsmpb.Code_QUEUED || r.Code == fsmpb.Code_OK) {
 		// Remembered for adopt; not part of the answer.
 		r.Attempt, r.AttemptTry = a.GetAttempt(), a.GetTry()
+		if r.Code == fsmpb.Code_QUEUED {
+			wait = waitRef{lock: a.GetName(), owner: a.GetOwner()}
+		}
 	}
-	s.remember(c.ClientId, c.Seq, r)
+	s.remember(c.ClientId, c.Seq, r, wait)
 	r.Attempt, r.AttemptTry = 0, 0
 	return r
 }
@@ -152,7 +156,11 @@ func (s *State) prune() {
 	}
 	s.lastPrune = s.now
 	for s.lru.Len() > 0 && s.now-s.lru.items[0].lastSeen > int64(ClientIdleMax) {
-		s.dropClient(s.lru.items[0])
+		if c := s.lru.items[0]; s.waiting(c) {
+			s.touch(c) // kept: see client.waiting
+		} else {
+			s.dropClient(c)
+		}
 	}
 	for s.idle.Len() > 0 && s.now-s.idle.items[0].released > int64(LockIdleMax) {
 		s.dropLock(s.idle.items[0])

@@ -53,31 +53,72 @@ func cmpSeq(e cached, seq uint64) int {
 	return 0
 }
 
-// remember stores a copy of r as the result of (id, seq) and marks the
-// client seen now. Past ResultsPerClientMax it evicts the oldest result that
-// is not QUEUED (a QUEUED acquire is the one request likely to be retried
-// long after it was sent, while it waits), or the oldest of all if every one
-// is. A new
-// client beyond ClientsMax evicts the least recently seen one (ties: least id).
-func (s *State) remember(id string, seq uint64, r *fsmpb.Result) {
+// remember stores a copy of r as the result of (id, seq), with the wait it
+// queued if any, and marks the client seen now. Past ResultsPerClientMax it
+// evicts the oldest result that is not QUEUED (a QUEUED acquire is the one
+// request likely to be retried long after it was sent, while it waits), or
+// the oldest of all if every one is. A new client beyond ClientsMax evicts
+// the least recently seen one that is not waiting (see waiting), or, if
+// every client is, the least recently seen (ties: least id).
+func (s *State) remember(id string, seq uint64, r *fsmpb.Result, wait waitRef) {
 	c := s.clients[id]
 	if c == nil {
-		for len(s.clients) >= s.limits.ClientsMax {
-			s.dropClient(s.lru.items[0])
-		}
+		s.makeRoomForClient()
 		c = &client{id: id, lastSeen: s.now}
 		s.clients[id] = c
 		heap.Push(&s.lru, c)
 	} else {
-		c.lastSeen = s.now
-		heap.Fix(&s.lru, c.lruAt)
+		s.touch(c)
 	}
 	i, found := slices.BinarySearchFunc(c.results, seq, cmpSeq)
 	mustf(!found, "client %q seq %d remembered twice", id, seq)
-	c.results = slices.Insert(c.results, i, cached{seq: seq, res: cloneResult(r)})
+	c.results = slices.Insert(c.results, i, cached{seq: seq, res: cloneResult(r), wait: wait})
 	for len(c.results) > s.limits.ResultsPerClientMax {
 		c.evict()
 	}
+}
+
+// makeRoomForClient drops clients until a new one fits under ClientsMax,
+// least recently seen first, passing over (and marking seen) those still
+// waiting, unless every client is.
+func (s *State) makeRoomForClient() {
+	passed := 0
+	for len(s.clients) >= s.limits.ClientsMax {
+		c := s.lru.items[0]
+		if passed < len(s.clients) && s.waiting(c) {
+			s.touch(c)
+			passed++
+			continue
+		}
+		s.dropClient(c)
+	}
+}
+
+// waiting reports whether a request of c queued a wait that its owner still
+// waits in, or holds the lock from. Such a client is kept by pruning and
+// eviction, which would otherwise forget its remembered QUEUED answer: the
+// client, silent while the server waits for it, may retry the acquire long
+// after it last wrote (a node stopping, a connection lost), and a retry that
+// finds no answer is applied afresh. It then queues a second claim beside
+// the first call's, and its WAIT_TIMEOUT would withdraw only its own,
+// leaving the owner queued to be granted the lock later.
+func (s *State) waiting(c *client) bool {
+	for _, e := range c.results {
+		if e.wait.lock == "" {
+			continue
+		}
+		l := s.locks[e.wait.lock]
+		if l != nil && (l.waiterIndex(e.wait.owner) >= 0 || (l.held && l.hold.owner == e.wait.owner && len(l.hold.claims) > 0)) {
+			return true
+		}
+	}
+	return false
+}
+
+// touch marks c seen now.
+func (s *State) touch(c *client) {
+	c.lastSeen = s.now
+	heap.Fix(&s.lru, c.lruAt)
 }
 
 // evict drops one result for room (see remember).

@@ -31,7 +31,8 @@
 // and a retry gets the remembered result back and changes nothing. Expire and
 // LeaderStart are never deduplicated. Every PruneInterval of cluster time,
 // clients unseen for ClientIdleMax and released lock records idle for
-// LockIdleMax are forgotten.
+// LockIdleMax are forgotten, except clients whose queued acquire still
+// waits (or holds the lock it waited for): see State.waiting.
 //
 // Access control (acl.go): principals, their rules and the SHA-256 of their
 // tokens are replicated state too. A command that names a principal

@@ -58,8 +58,8 @@ var invariantRows = []struct {
 		name: "a result remembered twice",
 		give: func() {
 			s := New(testLimits())
-			s.remember("c", 1, &fsmpb.Result{})
-			s.remember("c", 1, &fsmpb.Result{})
+			s.remember("c", 1, &fsmpb.Result{}, waitRef{})
+			s.remember("c", 1, &fsmpb.Result{}, waitRef{})
 		},
 		want: `dlock: fsm invariant broken: client "c" seq 1 remembered twice`,
 	},

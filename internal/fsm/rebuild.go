@@ -141,7 +141,8 @@ func (b *rebuilder) client(r *fsmpb.ClientRecord) error {
 		if e.GetResult() == nil {
 			return corrupt("client %q seq %d has no result", c.id, e.GetSeq())
 		}
-		c.results = append(c.results, cached{seq: e.GetSeq(), res: e.GetResult()})
+		c.results = append(c.results, cached{seq: e.GetSeq(), res: e.GetResult(),
+			wait: waitRef{lock: e.GetQueuedLock(), owner: e.GetQueuedOwner()}})
 	}
 	c.lruAt = len(b.s.lru.items)
 	b.s.lru.items = append(b.s.lru.items, c)

@@ -146,7 +146,7 @@ func clientRecord(c *client) *fsmpb.SnapshotRecord {
 	r := &fsmpb.ClientRecord{ClientId: c.id, LastSeenNanos: c.lastSeen, AckedBelow: c.ackedBelow, EvictedMax: c.evictedMax,
 		Results: make([]*fsmpb.CachedResult, len(c.results))}
 	for i, e := range c.results {
-		r.Results[i] = &fsmpb.CachedResult{Seq: e.seq, Result: e.res}
+		r.Results[i] = &fsmpb.CachedResult{Seq: e.seq, Result: e.res, QueuedLock: e.wait.lock, QueuedOwner: e.wait.owner}
 	}
 	return &fsmpb.SnapshotRecord{Rec: &fsmpb.SnapshotRecord_Client{Client: r}}
 }

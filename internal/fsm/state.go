@@ -94,7 +94,13 @@ type client struct {
 type cached struct {
 	seq uint64
 	res *fsmpb.Result
+	// wait is, for an Acquire answered QUEUED, the lock and owner it queued
+	// (see client.waiting); zero otherwise.
+	wait waitRef
 }
+
+// waitRef names one owner's wait in one lock's queue.
+type waitRef struct{ lock, owner string }
 
 // New returns an empty State enforcing l.
 //

@@ -6,6 +6,8 @@ import (
 	"maps"
 	"math"
 	"slices"
+
+	"github.com/dlock-raft/dlock/internal/fsm/fsmpb"
 )
 
 // verify checks every invariant of s and returns the first break it finds.
@@ -220,6 +222,9 @@ func (s *State) verifyClient(c *client) error {
 			return fmt.Errorf("a result for seq %d, below the acknowledged %d", e.seq, c.ackedBelow)
 		case i > 0 && e.seq <= c.results[i-1].seq:
 			return fmt.Errorf("seq %d after seq %d: want ascending", e.seq, c.results[i-1].seq)
+		case e.wait != waitRef{} && (e.wait.lock == "" || e.wait.owner == "" || e.res.GetCode() != fsmpb.Code_QUEUED):
+			return fmt.Errorf("seq %d: queued wait %q/%q on a %s result: want both names on a QUEUED result, or neither",
+				e.seq, e.wait.lock, e.wait.owner, e.res.GetCode())
 		}
 	}
 	return nil

@@ -2126,9 +2126,15 @@ func (x *ClientRecord) GetEvictedMax() uint64 {
 }
 
 type CachedResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
-	Result        *Result                `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Seq    uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Result *Result                `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
+	// queued_lock and queued_owner name the wait of an Acquire answered
+	// QUEUED. While that owner still waits in, or holds from it, that lock's
+	// queue, the client is kept (not pruned, not evicted): a retry of the
+	// acquire must find this result to take over the wait.
+	QueuedLock    string `protobuf:"bytes,3,opt,name=queued_lock,json=queuedLock,proto3" json:"queued_lock,omitempty"`
+	QueuedOwner   string `protobuf:"bytes,4,opt,name=queued_owner,json=queuedOwner,proto3" json:"queued_owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2175,6 +2181,20 @@ func (x *CachedResult) GetResult() *Result {
 		return x.Result
 	}
 	return nil
+}
+
+func (x *CachedResult) GetQueuedLock() string {
+	if x != nil {
+		return x.QueuedLock
+	}
+	return ""
+}
+
+func (x *CachedResult) GetQueuedOwner() string {
+	if x != nil {
+		return x.QueuedOwner
+	}
+	return ""
 }
 
 var File_internal_fsm_fsmpb_fsm_proto protoreflect.FileDescriptor
@@ -2332,10 +2352,13 @@ const file_internal_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\vacked_below\x18\x04 \x01(\x04R\n" +
 	"ackedBelow\x12\x1f\n" +
 	"\vevicted_max\x18\x05 \x01(\x04R\n" +
-	"evictedMax\"N\n" +
+	"evictedMax\"\x92\x01\n" +
 	"\fCachedResult\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12,\n" +
-	"\x06result\x18\x02 \x01(\v2\x14.dlock.fsm.v1.ResultR\x06result*R\n" +
+	"\x06result\x18\x02 \x01(\v2\x14.dlock.fsm.v1.ResultR\x06result\x12\x1f\n" +
+	"\vqueued_lock\x18\x03 \x01(\tR\n" +
+	"queuedLock\x12!\n" +
+	"\fqueued_owner\x18\x04 \x01(\tR\vqueuedOwner*R\n" +
 	"\n" +
 	"Permission\x12\x1a\n" +
 	"\x16PERMISSION_UNSPECIFIED\x10\x00\x12\b\n" +
