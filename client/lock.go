@@ -22,8 +22,8 @@ const waitMarginMax = time.Second
 // ends (a context error; the cluster withdraws the waiter when the call is cancelled, and releases the
 // lock if a grant raced with the cancellation).
 //
-// The wait is WithWait's, cut short to end before ctx's deadline with a margin; without either it is
-// DefaultWait. The lease is WithTTL's (DefaultTTL). The owner is a fresh "<client id>/<n>" unless
+// The wait is WithWait's, cut short to end before ctx's deadline with a margin; without WithWait it
+// lasts until that margin (at most ImplicitWaitMax), and without either it is DefaultWait. The lease is WithTTL's (DefaultTTL). The owner is a fresh "<client id>/<n>" unless
 // WithOwner says otherwise, so two Acquires through one Client exclude each other; an Acquire by the
 // lock's current owner is reentrant and returns the same token.
 //
@@ -60,8 +60,9 @@ func lockOpts(opts []LockOption) (lockOptions, error) {
 	return o, nil
 }
 
-// waitFor returns how long Acquire asks the cluster to wait: the option's wait (DefaultWait if unset),
-// cut to end a margin before ctx's deadline.
+// waitFor returns how long Acquire asks the cluster to wait: the option's wait, cut to end a margin
+// before ctx's deadline; without the option, until that margin (at most ImplicitWaitMax), or
+// DefaultWait if ctx has no deadline.
 func waitFor(ctx context.Context, o lockOptions) (time.Duration, error) {
 	wait := DefaultWait
 	if o.waitSet {
@@ -76,7 +77,10 @@ func waitFor(ctx context.Context, o lockOptions) (time.Duration, error) {
 		return 0, fmt.Errorf("dlock: %w", context.DeadlineExceeded)
 	}
 	budget := left - min(left/10, waitMarginMax)
-	if !o.waitSet || wait > budget {
+	switch {
+	case !o.waitSet:
+		wait = min(budget, ImplicitWaitMax)
+	case wait > budget:
 		wait = budget
 	}
 	return wait, nil

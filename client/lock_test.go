@@ -138,6 +138,17 @@ func TestAcquireWaitFitsTheContext(t *testing.T) {
 	if got := reqs[len(reqs)-1].GetTtlMs(); got != client.DefaultTTL.Milliseconds() {
 		t.Errorf("ttl_ms = %d, want the default %d", got, client.DefaultTTL.Milliseconds())
 	}
+
+	// A context of hours asks for no more than the cluster's default acquire_timeout_max allows.
+	long, cancelLong := context.WithTimeout(t.Context(), 3*time.Hour)
+	defer cancelLong()
+	if _, err := c.Acquire(long, "free2", client.WithoutAutoRenew()); err != nil {
+		t.Fatalf("Acquire(free2) with a 3h context = %v", err)
+	}
+	reqs = acquireRequests(s, c)
+	if got := reqs[len(reqs)-1].GetWaitMs(); got != client.ImplicitWaitMax.Milliseconds() {
+		t.Errorf("wait_ms with a 3h context = %d, want ImplicitWaitMax (%d)", got, client.ImplicitWaitMax.Milliseconds())
+	}
 }
 
 func TestTryAcquireDoesNotWait(t *testing.T) {

@@ -154,6 +154,10 @@ const (
 	// DefaultWait is how long Acquire waits in the queue when neither WithWait nor the context's
 	// deadline says otherwise; the seed's default acquire timeout.
 	DefaultWait = 2500 * time.Millisecond
+	// ImplicitWaitMax caps the wait an Acquire without WithWait takes from its context's deadline: the
+	// cluster's default limits.acquire_timeout_max, which refuses longer waits. A context of hours
+	// should not make every Acquire fail; a wait past the hour is asked for with WithWait.
+	ImplicitWaitMax = time.Hour
 	// OwnerMax is the longest owner id WithOwner accepts, in bytes.
 	OwnerMax = 1024
 )
@@ -173,7 +177,7 @@ func WithTTL(d time.Duration) LockOption {
 
 // WithWait sets how long Acquire waits in the lock's FIFO queue (0: do not wait). It is cut short so
 // that the cluster answers before the context's deadline. Default: until shortly before the context's
-// deadline, or DefaultWait if the context has none. TryAcquire ignores it.
+// deadline but at most ImplicitWaitMax, or DefaultWait if the context has none. TryAcquire ignores it.
 func WithWait(d time.Duration) LockOption {
 	return func(o *lockOptions) error {
 		if d < 0 {
