@@ -8,9 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protodelim"
-	"google.golang.org/protobuf/proto"
-
 	"github.com/dlock-raft/dlock/internal/fsm/fsmpb"
 )
 
@@ -184,21 +181,6 @@ func snap(t testing.TB, s *State) []byte {
 	if ref := protoSnapshot(t, s); !bytes.Equal(b.Bytes(), ref) {
 		t.Fatalf("WriteSnapshot wrote %d bytes that differ from proto's encoding of the same records (%d bytes), first at byte %d",
 			b.Len(), len(ref), firstDiff(b.Bytes(), ref))
-	}
-	return b.Bytes()
-}
-
-// protoSnapshot is s's snapshot with every record built as a message and
-// marshalled by proto: what WriteSnapshot must write.
-func protoSnapshot(t testing.TB, s *State) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	opts := protodelim.MarshalOptions{MarshalOptions: proto.MarshalOptions{Deterministic: true}}
-	if err := s.records(func(rec *fsmpb.SnapshotRecord) error {
-		_, err := opts.MarshalTo(&b, rec)
-		return err
-	}); err != nil {
-		t.Fatalf("proto encoding of the snapshot records: %v", err)
 	}
 	return b.Bytes()
 }

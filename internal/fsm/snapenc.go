@@ -14,9 +14,10 @@ import (
 // applying for as long as the walk took. The hand-written encoding
 // allocates nothing and writes exactly the bytes of proto's deterministic
 // encoding of the same message (fields in number order, zero values left
-// out, repeated integers packed): TestSnapshotEncodingMatchesProto checks
-// it against lockRecord and proto.Marshal on every state the snapshot tests
-// build, so a field added to the .proto but not here fails that test.
+// out, repeated integers packed). The tests compare it with that encoding
+// (records_test.go) on every snapshot they take, and
+// TestSnapshotEncodingMatchesProto on edge values, so a field added to the
+// .proto but not here fails them.
 //
 // Field numbers, from fsm.proto.
 const (

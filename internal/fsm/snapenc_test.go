@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"testing"
 
-	"google.golang.org/protobuf/encoding/protodelim"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/dlock-raft/dlock/internal/fsm/fsmpb"
@@ -63,13 +62,4 @@ func TestSnapshotEncodingMatchesProto(t *testing.T) {
 	if _, err := appendKVRecord(nil, bad, nil); err == nil {
 		t.Error("invalid UTF-8 in a key: encoded, want refused")
 	}
-}
-
-func delimited(t *testing.T, rec *fsmpb.SnapshotRecord) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	if _, err := (protodelim.MarshalOptions{MarshalOptions: proto.MarshalOptions{Deterministic: true}}).MarshalTo(&b, rec); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
 }

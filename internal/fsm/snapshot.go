@@ -63,16 +63,6 @@ func (s *State) WriteSnapshot(w io.Writer) error {
 	return nil
 }
 
-// records calls fn with every snapshot record in snapshot order, lock and
-// KV records included: the reference for what WriteSnapshot writes.
-// Records share strings, values and cached results with s, none of which
-// is ever modified in place.
-func (s *State) records(fn func(*fsmpb.SnapshotRecord) error) error {
-	return s.walkRecords(fn, func(l *lock) error { return fn(lockRecord(l)) }, func(key string, value []byte) error {
-		return fn(&fsmpb.SnapshotRecord{Rec: &fsmpb.SnapshotRecord_Kv{Kv: &fsmpb.KVRecord{Key: key, Value: value}}})
-	})
-}
-
 // walkRecords visits the snapshot's records in snapshot order: the header,
 // then each lock, each key, each client and each principal. Lock and key
 // records go to their own functions, which encode them without building
@@ -117,29 +107,6 @@ func (s *State) walkRecords(fn func(*fsmpb.SnapshotRecord) error, lockFn func(*l
 		}
 	}
 	return nil
-}
-
-func holdRecord(h hold) *fsmpb.Hold {
-	return &fsmpb.Hold{Owner: h.owner, Token: h.token, TtlNanos: h.ttl,
-		GrantedNanos: h.granted, ExpiresNanos: h.expires, AcquiredUnixNanos: h.acquiredUnix, Claims: h.claims}
-}
-
-func lockRecord(l *lock) *fsmpb.SnapshotRecord {
-	r := &fsmpb.LockRecord{Name: l.name, Nonce: l.nonce, ReleasedNanos: l.released}
-	if l.held {
-		r.Hold = holdRecord(l.hold)
-	}
-	if l.last != nil && l.last.token != 0 {
-		r.Last = holdRecord(*l.last)
-	}
-	if len(l.waiting()) > 0 {
-		r.Waiters = make([]*fsmpb.Waiter, len(l.waiting()))
-		for i, w := range l.waiting() {
-			r.Waiters[i] = &fsmpb.Waiter{Owner: w.owner, TtlNanos: w.ttl,
-				DeadlineNanos: w.deadline, EnqueuedNanos: w.enqueued, Claims: w.claims}
-		}
-	}
-	return &fsmpb.SnapshotRecord{Rec: &fsmpb.SnapshotRecord_Lock{Lock: r}}
 }
 
 func clientRecord(c *client) *fsmpb.SnapshotRecord {
