@@ -263,15 +263,19 @@ func TestCorruptDataRefusesToStart(t *testing.T) {
 		t.Fatalf("snapshots of node 1: %v, %v; want at least one", snaps, err)
 	}
 	snap := strings.TrimPrefix(snaps[0], c.Nodes[0].Dir+"/")
+	seg, segSize := walSegment(t, c.Nodes[0].Dir)
 	rows := []struct {
 		name   string
 		damage func(t *testing.T, dir string)
 		file   string // named in the error
 		want   string
 	}{
-		{"raft log overwritten with garbage", garbage("var/persistence.db"), "var/persistence.db", "corrupt data in raft log"},
-		{"raft log pages overwritten with garbage", garbageAt("var/persistence.db", 2<<12, 4<<12), "var/persistence.db", "corrupt data in raft log"},
-		{"raft log truncated", truncateTo("var/persistence.db", 16<<10), "var/persistence.db", "truncated"},
+		{"raft stable store overwritten with garbage", garbage("var/persistence.db"), "var/persistence.db", "corrupt data in raft stable store"},
+		{"raft stable store pages overwritten with garbage", garbageAt("var/persistence.db", 2<<12, 4<<12), "var/persistence.db", "corrupt data in raft stable store"},
+		{"raft stable store truncated", truncateTo("var/persistence.db", 16<<10), "var/persistence.db", "truncated"},
+		{"raft log segment overwritten in the middle", garbageAt(seg, segSize/2, 64), seg, "fails its checksum"},
+		{"raft log segment header overwritten", garbageAt(seg, 0, 16), seg, "not a dlock log segment"},
+		{"raft log segment cut inside an older record", truncateTo(seg, segSize/2), seg, "corrupt data in raft log"},
 		{"snapshot truncated", truncateTo(snap, 100), snap, "truncated"},
 		{"snapshot checksum mismatch", flip(snap), snap, "checksum mismatch"},
 		{"snapshot meta garbage", garbage(filepath.Join(filepath.Dir(snap), "meta.json")), "meta.json", "does not decode"},
@@ -307,6 +311,21 @@ func TestCorruptDataRefusesToStart(t *testing.T) {
 		c.Restart(1)
 		c.WaitLeader(30 * time.Second)
 	})
+}
+
+// walSegment returns the newest segment of the Raft log of the node whose
+// directory is dir, relative to dir, and its size.
+func walSegment(t *testing.T, dir string) (string, int64) {
+	t.Helper()
+	segs, err := filepath.Glob(filepath.Join(dir, "var", "persistence.db.wal", "*.wal"))
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("raft log segments in %s: %v, %v; want at least one", dir, segs, err)
+	}
+	info, err := os.Stat(segs[len(segs)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimPrefix(segs[len(segs)-1], dir+"/"), info.Size()
 }
 
 func garbage(rel string) func(t *testing.T, dir string) {
@@ -411,7 +430,8 @@ func TestCorruptFollowerRejoinsWithDataMovedAway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	garbage("var/persistence.db")(t, c.Nodes[f-1].Dir)
+	seg, size := walSegment(t, c.Nodes[f-1].Dir)
+	garbageAt(seg, size/2, 64)(t, c.Nodes[f-1].Dir)
 
 	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
 	defer scancel()

@@ -126,9 +126,10 @@ type StorageConfig struct {
 	// Info, Debug (case-insensitive; see SlogLevel). Empty means Info, as in the seed. Seed key.
 	// Default "Info".
 	LogLevel string `yaml:"log_level"`
-	// EntryStoragePath is the Raft log and stable store, a bolt file that is fsync'd on every append
-	// (see LogStorePath). The seed's own entry database at this path is not readable by dlock: point it
-	// at a new path or an empty directory. Must name a file, not end in "/". Seed key.
+	// EntryStoragePath is the Raft stable store, a bolt file (terms and votes), beside which the Raft
+	// log is kept in the directory EntryStoragePath + ".wal" (see LogStorePath, WALDir). The seed's own
+	// entry database at this path is not readable by dlock: point it at a new path or an empty
+	// directory. Must name a file, not end in "/". Seed key.
 	// Default empty, meaning DataDir()/raft.db.
 	EntryStoragePath string `yaml:"entry_storage_path"`
 	// DataDir holds snapshots and, unless EntryStoragePath says otherwise, the Raft log (see DataDir).

@@ -123,15 +123,19 @@ func (c *Config) DataDir() string {
 	return defaultDataDir
 }
 
-// LogStorePath returns the file holding the Raft log and stable store (a bolt file, fsync'd on every
-// append): storage.entry_storage_path if set, the seed's "persistent entry storage", else
-// DataDir()/raft.db.
+// LogStorePath returns the file holding the Raft stable store (a bolt file: terms, votes, and the
+// log of nodes from before the log moved to WALDir): storage.entry_storage_path if set, the seed's
+// "persistent entry storage", else DataDir()/raft.db.
 func (c *Config) LogStorePath() string {
 	if c.Storage.EntryStoragePath != "" {
 		return c.Storage.EntryStoragePath
 	}
 	return filepath.Join(c.DataDir(), "raft.db")
 }
+
+// WALDir returns the directory holding the Raft log's segment files, fsync'd on every append:
+// LogStorePath() + ".wal", so that the log lives on the file system entry_storage_path chose.
+func (c *Config) WALDir() string { return c.LogStorePath() + ".wal" }
 
 // logFileName is the file written inside a storage.log_path that names a directory.
 const logFileName = "dlock.log"

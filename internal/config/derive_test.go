@@ -145,6 +145,9 @@ func TestStoragePaths(t *testing.T) {
 			if got := c.LogStorePath(); got != tt.wantLogStorePath {
 				t.Errorf("LogStorePath() = %q, want %q", got, tt.wantLogStorePath)
 			}
+			if got, want := c.WALDir(), tt.wantLogStorePath+".wal"; got != want {
+				t.Errorf("WALDir() = %q, want %q: the log beside the stable store", got, want)
+			}
 			if got := c.LogFile(); got != tt.wantLogFile {
 				t.Errorf("LogFile() = %q, want %q", got, tt.wantLogFile)
 			}

@@ -1,6 +1,6 @@
-// Package node runs one dlock replica: hashicorp/raft with an fsync'd bolt
-// log, file snapshots and a TCP transport on the peer port, the replicated
-// state machine, leader duties (cluster time, lease expiry) and the peer
+// Package node runs one dlock replica: hashicorp/raft with an fsync'd
+// segmented log (internal/wal) and a bolt stable store, file snapshots and
+// a TCP transport on the peer port, the replicated state machine, leader duties (cluster time, lease expiry) and the peer
 // plane through which followers forward writes and read indexes to the
 // leader.
 package node
@@ -26,6 +26,7 @@ import (
 	"github.com/dlock-raft/dlock/internal/config"
 	"github.com/dlock-raft/dlock/internal/fsm"
 	"github.com/dlock-raft/dlock/internal/peer/peerpb"
+	"github.com/dlock-raft/dlock/internal/wal"
 )
 
 // Options configure a Node. Config is required; the rest have defaults.
@@ -68,7 +69,8 @@ type Node struct {
 	replica   *replica
 	mux       *mux
 	transport *raft.NetworkTransport
-	store     *raftboltdb.BoltStore
+	store     *raftboltdb.BoltStore // the stable store: terms, votes, client address
+	wal       *wal.Log              // the Raft log
 	peerSrv   *grpc.Server
 	peers     *peerClients
 	peerTLS   PeerTLS
@@ -169,14 +171,18 @@ func (n *Node) openRaft(logOut io.Writer) error {
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o750); err != nil {
 		return fmt.Errorf("dlock: create log dir %q: %w", filepath.Dir(logPath), err)
 	}
-	if err := checkStorage(n.cfg); err != nil {
+	snapIndex, err := checkStorage(n.cfg)
+	if err != nil {
 		return err
 	}
 	store, err := raftboltdb.New(raftboltdb.Options{Path: logPath})
 	if err != nil {
-		return fmt.Errorf("dlock: open raft log %q: %w", logPath, err)
+		return fmt.Errorf("dlock: open raft stable store %q: %w", logPath, err)
 	}
 	n.store = store
+	if n.wal, err = openLog(n.cfg, store, snapIndex, n.log); err != nil {
+		return err
+	}
 	if err := n.loadClientAddress(); err != nil {
 		return err
 	}
@@ -200,7 +206,7 @@ func (n *Node) openRaft(logOut io.Writer) error {
 		Timeout:               n.timing.TransportTimeout,
 		Logger:                hlog,
 	})
-	logs, err := raft.NewLogCache(logCacheEntries, store)
+	logs, err := raft.NewLogCache(logCacheEntries, n.wal)
 	if err != nil {
 		return fmt.Errorf("dlock: raft log cache: %w", err)
 	}
@@ -318,9 +324,14 @@ func (n *Node) shutdown() error {
 		n.peers.close()
 	}
 	n.wg.Wait()
+	if n.wal != nil {
+		if err := n.wal.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close raft log: %w", err))
+		}
+	}
 	if n.store != nil {
 		if err := n.store.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close raft log: %w", err))
+			errs = append(errs, fmt.Errorf("close raft stable store: %w", err))
 		}
 	}
 	return errors.Join(errs...)

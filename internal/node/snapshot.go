@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -275,24 +277,31 @@ func writeReplicaSnapshot(w io.Writer, b backup) error {
 	return b.state.WriteSnapshot(w)
 }
 
-// checkNoState fails with ErrExistingState if the node has a Raft log
-// store or any snapshot.
+// checkNoState fails with ErrExistingState if the node has a Raft stable
+// store, a Raft log or any snapshot.
 func checkNoState(cfg *config.Config) error {
-	logPath := cfg.LogStorePath()
-	snapDir := filepath.Join(cfg.DataDir(), "snapshots")
 	found := ""
-	if _, err := os.Stat(logPath); err == nil {
-		found = logPath
-	} else if entries, err := os.ReadDir(snapDir); err == nil && len(entries) > 0 {
-		found = filepath.Join(snapDir, entries[0].Name())
+	for _, path := range nodeData(cfg) {
+		if _, err := os.Stat(path); err != nil {
+			continue
+		}
+		if entries, err := os.ReadDir(path); err == nil && len(entries) == 0 {
+			continue // an empty directory holds no state
+		}
+		found = path
+		break
 	}
 	if found == "" {
 		return nil
 	}
+	quoted := make([]string, 0, 3)
+	for _, path := range nodeData(cfg) {
+		quoted = append(quoted, strconv.Quote(path))
+	}
 	return &explained{kind: ErrExistingState, msg: fmt.Sprintf("dlock: node %d already has Raft state (%q exists): "+
 		"restore seeds the nodes of a new cluster and never overwrites a node's data. To replace this node's data, "+
-		"stop the node, move %q and %q away, then run restore again; nothing was written",
-		cfg.ID.SelfID, found, logPath, snapDir)}
+		"stop the node, move %s away, then run restore again; nothing was written",
+		cfg.ID.SelfID, found, strings.Join(quoted, ", "))}
 }
 
 // clusterConfiguration is the Raft configuration of cfg's members, every one

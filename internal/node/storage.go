@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -218,22 +219,33 @@ func byteSize(n uint64) string {
 
 // corruptError is ErrCorruptData about one file, with what to do about it.
 type corruptError struct {
-	what string // "raft log", "snapshot"
+	what string // "raft log", "raft stable store", "snapshot"
 	path string
 	err  error
-	log  string // the node's Raft log store, for the advice
-	snap string // the node's snapshot directory, for the advice
+	data []string // all of the node's data, for the advice (see nodeData)
 }
 
 func (e *corruptError) Error() string {
+	quoted := make([]string, len(e.data))
+	for i, d := range e.data {
+		quoted[i] = strconv.Quote(d)
+	}
 	return fmt.Sprintf(`dlock: corrupt data in %s %q: %v
 This node cannot start from damaged data. Either:
   - if the rest of the cluster is healthy, move this node's data away and start it again:
-    it rejoins the cluster and copies the state from the leader. Its data: %q and %q; or
+    it rejoins the cluster and copies the state from the leader. Its data: %s; or
   - restore the whole cluster from a backup: give every node empty data and run
     "dlock snapshot restore BACKUP --config CONFIG" on each before starting it.
-See docs/operations.md, "Disk full and corrupted data".`, e.what, e.path, e.err, e.log, e.snap)
+See docs/operations.md, "Disk full and corrupted data".`, e.what, e.path, e.err, strings.Join(quoted, ", "))
 }
+
+// nodeData lists the node's Raft data: the stable store, the log and the
+// snapshots.
+func nodeData(cfg *config.Config) []string {
+	return []string{cfg.LogStorePath(), cfg.WALDir(), snapshotDir(cfg)}
+}
+
+func snapshotDir(cfg *config.Config) string { return filepath.Join(cfg.DataDir(), "snapshots") }
 
 func (e *corruptError) Unwrap() []error { return []error{ErrCorruptData, e.err} }
 
@@ -241,23 +253,22 @@ func (e *corruptError) Unwrap() []error { return []error{ErrCorruptData, e.err} 
 // bolt file, which another process holding it keeps for ever.
 const storeLockWait = 2 * time.Second
 
-// checkStorage reads all of the node's Raft data before Raft opens it: every
-// snapshot's checksum, and every entry of the bolt log store, which must
-// decode, be contiguous, and continue from the newest snapshot. Damage is
+// checkStorage reads the node's snapshots and its bolt stable store before
+// Raft opens them: every snapshot's checksum, the stable store's term and
+// vote, and every entry the bolt file still holds from before the log moved
+// out of it (openLog checks the log itself as it opens it). Damage is
 // returned as ErrCorruptData naming the file and what to do. A node with no
-// data yet passes. It reads everything once, in time linear in the data
-// (the log store is bounded by the snapshot threshold and trailing logs).
-func checkStorage(cfg *config.Config) error {
-	snapDir := filepath.Join(cfg.DataDir(), "snapshots")
-	logPath := cfg.LogStorePath()
+// data yet passes. It returns the newest snapshot's index (0 if none).
+func checkStorage(cfg *config.Config) (uint64, error) {
+	data := nodeData(cfg)
 	corrupt := func(what, path string, err error) error {
-		return &corruptError{what: what, path: path, err: err, log: logPath, snap: snapDir}
+		return &corruptError{what: what, path: path, err: err, data: data}
 	}
-	newest, err := checkSnapshots(snapDir, corrupt)
+	newest, err := checkSnapshots(snapshotDir(cfg), corrupt)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return checkLogStore(logPath, newest, corrupt)
+	return newest, checkLogStore(cfg.LogStorePath(), newest, corrupt)
 }
 
 // snapshotMeta is the part of hashicorp/raft's meta.json the check reads.
@@ -327,8 +338,8 @@ func checkSnapshot(dir string, corrupt func(what, path string, err error) error)
 	return m, nil
 }
 
-// checkLogStore opens the bolt file the way the node will and reads every
-// entry back. Bolt panics on some damage (an invalid freelist or page type)
+// checkLogStore opens the bolt file the way the node will and reads back
+// every entry it still holds. Bolt panics on some damage (an invalid freelist or page type)
 // and faults on a truncated file it has memory-mapped; both come back as
 // errors here, before anything is served.
 func checkLogStore(path string, snapIndex uint64, corrupt func(what, path string, err error) error) error {
@@ -356,7 +367,7 @@ func checkLogStore(path string, snapIndex uint64, corrupt func(what, path string
 	case errors.Is(err, os.ErrPermission):
 		return fmt.Errorf("dlock: open raft log %q: %w", path, err)
 	}
-	return corrupt("raft log", path, err)
+	return corrupt("raft stable store", path, err)
 }
 
 // checkBoltSize opens the bolt file read-only and fails if it is shorter
