@@ -45,11 +45,11 @@ import (
 // freed. A follower's disk is not guarded: raft gives it no way to refuse
 // entries, so a full follower lags until space is freed.
 //
-// Corrupt data. Before Raft opens the node's data, checkStorage reads all of
-// it (the bolt log store, every snapshot) and turns damage into
-// ErrCorruptData naming the file and what to do, instead of a panic in bolt
-// or hashicorp/raft, or a silent fallback to an older snapshot whose log has
-// been compacted away.
+// Corrupt data. Before Raft opens the node's data, checkStorage and openLog
+// read all of it (the bolt stable store, the log, every snapshot) and turn
+// damage into ErrCorruptData naming the file and what to do, instead of a
+// panic in bolt or hashicorp/raft, or a silent fallback to an older
+// snapshot whose log has been compacted away.
 
 // ErrDiskFull is wrapped by Propose when the leader refused a write because
 // its disk is (nearly) full. Nothing was written: the write was not
@@ -57,15 +57,17 @@ import (
 var ErrDiskFull = errors.New("dlock: disk full")
 
 // ErrCorruptData is wrapped by New when the node's data on disk is damaged:
-// the bolt log store does not open or read back, or a snapshot fails its
-// checksum. The error names the file and says what to do.
+// the bolt stable store does not open or read back, the log fails its
+// checks (see internal/wal), or a snapshot fails its checksum. The error
+// names the file and says what to do.
 var ErrCorruptData = errors.New("dlock: corrupt data")
 
 // diskReserveBytes is the free space, on each file system holding the
 // node's Raft log or snapshots, below which a leader refuses client writes.
-// It covers one largest entry (batchBytesMax) many times over, plus the
-// bolt pages and freelist a commit rewrites, and the term, vote and
-// LeaderStart writes Raft must never fail. Trade-off: a larger reserve
+// It covers one largest entry (batchBytesMax) many times over (the log's
+// segments grow by each append, nothing is allocated ahead), the bolt
+// pages and freelist a stable-store commit rewrites, and the term, vote
+// and LeaderStart writes Raft must never fail. Trade-off: a larger reserve
 // refuses writes earlier on a small disk.
 const diskReserveBytes = 32 << 20
 
