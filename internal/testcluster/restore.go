@@ -38,5 +38,5 @@ func (c *Cluster) StartAll() {
 }
 
 // DataDir is node id's data directory (the config's ./var), where its Raft
-// log (persistence.db) and snapshots live.
+// stable store (persistence.db), log (persistence.db.wal) and snapshots live.
 func (c *Cluster) DataDir(id int) string { return filepath.Join(c.Nodes[id-1].Dir, "var") }

@@ -144,7 +144,8 @@ func freeAddr(t testing.TB, host string) string {
 func (nd *Node) ConfigPath() string { return filepath.Join(nd.Dir, "config.yaml") }
 
 // writeConfig writes nd's config the way the seed's users lay theirs out:
-// logs in the node's directory, the Raft log at ./var/persistence.db.
+// logs in the node's directory, the Raft stable store at ./var/persistence.db
+// and the log beside it in ./var/persistence.db.wal.
 func (c *Cluster) writeConfig(nd *Node) {
 	var members []config.Member
 	for _, o := range c.Nodes {
