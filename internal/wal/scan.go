@@ -58,6 +58,11 @@ func scan(data []byte, first uint64, tail bool) (scanned, error) {
 		}
 		return sc, &CorruptError{Offset: pos, Reason: fmt.Sprintf("%s (entry %d)", reason, want)}
 	}
+	if !tail && len(sc.offs) == 0 {
+		// Segments are created with their first entries: an older one
+		// with none has lost them.
+		return sc, &CorruptError{Offset: pos, Reason: "a segment with no entries that is not the newest"}
+	}
 	sc.end = pos
 	return sc, nil
 }

@@ -243,6 +243,7 @@ func TestDamage(t *testing.T) {
 		{"newest segment extended with garbage", overwrite(newest, end, bytes.Repeat(garbage, 8)), true, 0},
 		{"older segment overwritten in the middle", overwrite(older, middle, garbage), true, 0},
 		{"older segment cut short", truncate(older, func(s int64) int64 { return s - 3 }), true, 0},
+		{"oldest segment cut to its header", truncate(func(s []string) string { return s[0] }, func(int64) int64 { return headerLen }), true, 0},
 		{"older segment's header overwritten", overwrite(older, func(int64) int64 { return 0 }, garbage), true, 0},
 		{"older segment removed", func(t *testing.T, _ string, s []string) { os.Remove(older(s)) }, true, 0},
 		{"a stray segment name", func(t *testing.T, dir string, _ []string) {
