@@ -23,9 +23,10 @@ const waitMarginMax = time.Second
 // lock if a grant raced with the cancellation).
 //
 // The wait is WithWait's, cut short to end before ctx's deadline with a margin; without WithWait it
-// lasts until that margin (at most ImplicitWaitMax), and without either it is DefaultWait. The lease is WithTTL's (DefaultTTL). The owner is a fresh "<client id>/<n>" unless
-// WithOwner says otherwise, so two Acquires through one Client exclude each other; an Acquire by the
-// lock's current owner is reentrant and returns the same token.
+// lasts until that margin (at most ImplicitWaitMax), and without either it is DefaultWait. The lease
+// is WithTTL's (DefaultTTL). The owner is a fresh "<client id>/<n>" unless WithOwner says otherwise,
+// so two Acquires through one Client exclude each other; an Acquire by the lock's current owner is
+// reentrant and returns the same token.
 //
 // Unless WithoutAutoRenew, the handle renews the lease every TTL/3 until Release, loss or Client.Close.
 // Retries after an unavailable endpoint reuse the request header, so the cluster queues or grants the

@@ -45,9 +45,7 @@ func openLog(cfg *config.Config, bolt *raftboltdb.BoltStore, snapIndex uint64, l
 		}
 	}
 	l, err := wal.Open(dir, wal.Options{})
-	if errors.Is(err, wal.ErrCorrupt) {
-		var ce *wal.CorruptError
-		errors.As(err, &ce)
+	if ce := (*wal.CorruptError)(nil); errors.As(err, &ce) {
 		return nil, corrupt(ce.Path, err)
 	}
 	if err != nil {

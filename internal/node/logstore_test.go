@@ -67,11 +67,7 @@ func TestLogInBoltFileIsMovedOut(t *testing.T) {
 			c := newCluster(t, 1)
 			ctx := ctxT(t)
 			c.leader()
-			for i := 0; i < 40; i++ {
-				if _, _, err := c.nodes[0].Propose(ctx, []*fsmpb.Command{put(fmt.Sprint("k", i), "v")}); err != nil {
-					t.Fatal(err)
-				}
-			}
+			putKeys(ctx, t, c.nodes[0], 0, 40)
 			c.nodes[0].Close()
 			first, last := moveLogToBolt(t, c, 0)
 			if interrupted {
@@ -121,11 +117,7 @@ func TestLogBehindTheSnapshotIsDropped(t *testing.T) {
 	c := newCluster(t, 1)
 	ctx := ctxT(t)
 	c.leader()
-	for i := 0; i < 30; i++ {
-		if _, _, err := c.nodes[0].Propose(ctx, []*fsmpb.Command{put(fmt.Sprint("k", i), "v")}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putKeys(ctx, t, c.nodes[0], 0, 30)
 	if err := c.nodes[0].raft.Snapshot().Error(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,8 @@
 // Package node runs one dlock replica: hashicorp/raft with an fsync'd
 // segmented log (internal/wal) and a bolt stable store, file snapshots and
-// a TCP transport on the peer port, the replicated state machine, leader duties (cluster time, lease expiry) and the peer
-// plane through which followers forward writes and read indexes to the
-// leader.
+// a TCP transport on the peer port, the replicated state machine, leader
+// duties (cluster time, lease expiry) and the peer plane through which
+// followers forward writes and read indexes to the leader.
 package node
 
 import (

@@ -107,6 +107,16 @@ func put(key, value string) *fsmpb.Command {
 	return &fsmpb.Command{Op: &fsmpb.Command_Put{Put: &fsmpb.Put{Key: key, Value: []byte(value)}}}
 }
 
+// putKeys writes keys k<from> to k<to-1> through nd, one entry each.
+func putKeys(ctx context.Context, t *testing.T, nd *Node, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		if _, _, err := nd.Propose(ctx, []*fsmpb.Command{put(fmt.Sprint("k", i), "v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
@@ -205,20 +215,12 @@ func TestRestartFromSnapshotAndLog(t *testing.T) {
 	c := newCluster(t, 3)
 	l := c.leader()
 	ctx := ctxT(t)
-	for i := 0; i < 50; i++ {
-		if _, _, err := c.nodes[l].Propose(ctx, []*fsmpb.Command{put(fmt.Sprint("k", i), "v")}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putKeys(ctx, t, c.nodes[l], 0, 50)
 	f := (l + 1) % 3
 	if err := c.nodes[f].raft.Snapshot().Error(); err != nil {
 		t.Fatalf("snapshot on node %d: %v", f+1, err)
 	}
-	for i := 50; i < 60; i++ {
-		if _, _, err := c.nodes[l].Propose(ctx, []*fsmpb.Command{put(fmt.Sprint("k", i), "v")}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putKeys(ctx, t, c.nodes[l], 50, 60)
 	c.nodes[f].Close()
 	c.start(f)
 	var keys int

@@ -10,8 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -294,14 +292,10 @@ func checkNoState(cfg *config.Config) error {
 	if found == "" {
 		return nil
 	}
-	quoted := make([]string, 0, 3)
-	for _, path := range nodeData(cfg) {
-		quoted = append(quoted, strconv.Quote(path))
-	}
 	return &explained{kind: ErrExistingState, msg: fmt.Sprintf("dlock: node %d already has Raft state (%q exists): "+
 		"restore seeds the nodes of a new cluster and never overwrites a node's data. To replace this node's data, "+
 		"stop the node, move %s away, then run restore again; nothing was written",
-		cfg.ID.SelfID, found, strings.Join(quoted, ", "))}
+		cfg.ID.SelfID, found, quotedList(nodeData(cfg)))}
 }
 
 // clusterConfiguration is the Raft configuration of cfg's members, every one

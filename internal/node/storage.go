@@ -228,17 +228,13 @@ type corruptError struct {
 }
 
 func (e *corruptError) Error() string {
-	quoted := make([]string, len(e.data))
-	for i, d := range e.data {
-		quoted[i] = strconv.Quote(d)
-	}
 	return fmt.Sprintf(`dlock: corrupt data in %s %q: %v
 This node cannot start from damaged data. Either:
   - if the rest of the cluster is healthy, move this node's data away and start it again:
     it rejoins the cluster and copies the state from the leader. Its data: %s; or
   - restore the whole cluster from a backup: give every node empty data and run
     "dlock snapshot restore BACKUP --config CONFIG" on each before starting it.
-See docs/operations.md, "Disk full and corrupted data".`, e.what, e.path, e.err, strings.Join(quoted, ", "))
+See docs/operations.md, "Disk full and corrupted data".`, e.what, e.path, e.err, quotedList(e.data))
 }
 
 // nodeData lists the node's Raft data: the stable store, the log and the
@@ -248,6 +244,15 @@ func nodeData(cfg *config.Config) []string {
 }
 
 func snapshotDir(cfg *config.Config) string { return filepath.Join(cfg.DataDir(), "snapshots") }
+
+// quotedList quotes each path and joins them with commas, for messages.
+func quotedList(paths []string) string {
+	quoted := make([]string, len(paths))
+	for i, p := range paths {
+		quoted[i] = strconv.Quote(p)
+	}
+	return strings.Join(quoted, ", ")
+}
 
 func (e *corruptError) Unwrap() []error { return []error{ErrCorruptData, e.err} }
 
@@ -341,9 +346,9 @@ func checkSnapshot(dir string, corrupt func(what, path string, err error) error)
 }
 
 // checkLogStore opens the bolt file the way the node will and reads back
-// every entry it still holds. Bolt panics on some damage (an invalid freelist or page type)
-// and faults on a truncated file it has memory-mapped; both come back as
-// errors here, before anything is served.
+// every entry it still holds. Bolt panics on some damage (an invalid
+// freelist or page type) and faults on a truncated file it has
+// memory-mapped; both come back as errors here, before anything is served.
 func checkLogStore(path string, snapIndex uint64, corrupt func(what, path string, err error) error) error {
 	if fi, err := os.Stat(path); errors.Is(err, os.ErrNotExist) || (err == nil && fi.Size() == 0) {
 		return nil // a new node: bolt creates the file

@@ -30,23 +30,19 @@ func scan(data []byte, first uint64, tail bool) (scanned, error) {
 	if len(data) < headerLen {
 		return sc, &CorruptError{Reason: fmt.Sprintf("a segment of %d bytes, shorter than its header", len(data))}
 	}
-	if err := checkHeader(data[:headerLen], first); err != nil {
+	if err := checkHeader(data[:headerLen], hdr[:]); err != nil {
 		return sc, err
 	}
 	pos, want := int64(headerLen), first
 	var l raft.Log
 	for pos < int64(len(data)) {
-		n, recEnd, reason := nextRecord(data, pos)
+		recEnd, reason := nextRecord(data, pos)
 		if reason == "" {
-			rec := data[pos : pos+recordHeaderLen+int64(n)]
-			if err := decodePayload(rec[recordHeaderLen:], &l); err != nil {
-				return sc, &CorruptError{Offset: pos, Reason: fmt.Sprintf("entry %d: %v", want, err)}
-			}
-			if l.Index != want {
-				return sc, &CorruptError{Offset: pos, Reason: fmt.Sprintf("entry %d where entry %d should be", l.Index, want)}
+			if reason := decodeEntry(data[pos:recEnd], want, &l); reason != "" {
+				return sc, &CorruptError{Offset: pos, Reason: reason}
 			}
 			sc.offs = append(sc.offs, pos)
-			pos += int64(len(rec))
+			pos = recEnd
 			want++
 			continue
 		}
@@ -71,27 +67,39 @@ func scan(data []byte, first uint64, tail bool) (scanned, error) {
 // the data.
 const cutShort = "a record cut short"
 
-// nextRecord checks the record at pos and returns its payload length, or
-// why it is not intact, with where the record ends as far as its header
-// can be trusted.
-func nextRecord(data []byte, pos int64) (n uint32, end int64, reason string) {
+// nextRecord checks the checksums of the record at pos and returns where
+// it ends, and if it is not intact why, with where it ends as far as its
+// header can be trusted.
+func nextRecord(data []byte, pos int64) (end int64, reason string) {
 	rest := data[pos:]
 	if len(rest) < recordHeaderLen {
-		return 0, int64(len(data)), cutShort
+		return int64(len(data)), cutShort
 	}
 	n, ok := recordLen(rest)
 	end = pos + recordHeaderLen + int64(n)
 	switch {
 	case !ok:
-		return 0, pos + recordHeaderLen, "a record header that fails its checksum"
+		return pos + recordHeaderLen, "a record header that fails its checksum"
 	case n > RecordMax:
-		return 0, pos + recordHeaderLen, fmt.Sprintf("a record of %d bytes, over the %d maximum", n, RecordMax)
+		return pos + recordHeaderLen, fmt.Sprintf("a record of %d bytes, over the %d maximum", n, RecordMax)
 	case int64(len(data)) < end:
-		return 0, int64(len(data)), cutShort
+		return int64(len(data)), cutShort
 	case !payloadIntact(data[pos:end]):
-		return 0, end, "a record that fails its checksum"
+		return end, "a record that fails its checksum"
 	}
-	return n, end, ""
+	return end, ""
+}
+
+// decodeEntry decodes rec, a record whose checksums passed, into l, and
+// says why if it is not entry want.
+func decodeEntry(rec []byte, want uint64, l *raft.Log) string {
+	if err := decodePayload(rec[recordHeaderLen:], l); err != nil {
+		return fmt.Sprintf("entry %d: %v", want, err)
+	}
+	if l.Index != want {
+		return fmt.Sprintf("entry %d where entry %d should be", l.Index, want)
+	}
+	return ""
 }
 
 // sectorLen is the unit a disk writes whole: a crash during a write leaves
@@ -116,9 +124,9 @@ func torn(data []byte, pos, end int64) bool {
 	return false
 }
 
-func checkHeader(h []byte, first uint64) error {
-	var want [headerLen]byte
-	putHeader(want[:], first)
+// checkHeader compares a segment's header h with the one its name calls
+// for.
+func checkHeader(h, want []byte) error {
 	switch {
 	case !bytes.Equal(h[:4], want[:4]):
 		return &CorruptError{Reason: "not a dlock log segment (its header is wrong)"}

@@ -246,9 +246,6 @@ func (t tornWrite) cut(l *Log) error {
 // is "" if there was none.
 func (l *Log) Recovered() string { return l.recovered }
 
-// Dir is the directory the log is in.
-func (l *Log) Dir() string { return l.dir }
-
 // IsMonotonic tells Raft that entries are appended in index order only, so
 // that after installing a snapshot it deletes the whole log instead of
 // leaving older entries and a gap before the next append.
@@ -283,15 +280,15 @@ func (l *Log) GetLog(idx uint64, out *raft.Log) error {
 	if err != nil {
 		return err
 	}
-	n, ok := recordLen(rec)
-	if !ok || int(n) != len(rec)-recordHeaderLen || !payloadIntact(rec) {
-		return &CorruptError{Path: path, Offset: off, Reason: fmt.Sprintf("entry %d fails its checksum", idx)}
+	end, reason := nextRecord(rec, 0)
+	if reason == "" && end != int64(len(rec)) {
+		reason = "a record whose length does not match the log's index"
 	}
-	if err := decodePayload(rec[recordHeaderLen:], out); err != nil {
-		return &CorruptError{Path: path, Offset: off, Reason: fmt.Sprintf("entry %d: %v", idx, err)}
+	if reason == "" {
+		reason = decodeEntry(rec, idx, out)
 	}
-	if out.Index != idx {
-		return &CorruptError{Path: path, Offset: off, Reason: fmt.Sprintf("entry %d says it is entry %d", idx, out.Index)}
+	if reason != "" {
+		return &CorruptError{Path: path, Offset: off, Reason: fmt.Sprintf("%s (entry %d)", reason, idx)}
 	}
 	return nil
 }
