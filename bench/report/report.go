@@ -170,7 +170,7 @@ func (r *Report) Throughput(c Case, sys string) (float64, bool) {
 	return median(v), true
 }
 
-// Ratio is dlock's throughput over a peer's, each round's, and their median.
+// Ratio is dlock's figure over a peer's, each round's, and their median.
 type Ratio struct {
 	Peer     string
 	PerRound []float64
@@ -180,17 +180,43 @@ type Ratio struct {
 // Ratios returns dlock's throughput ratios in case c to etcd, to ZooKeeper and to the faster of the
 // two in the same round. A round where a side has no run or a peer measured 0 is left out.
 func (r *Report) Ratios(c Case) []Ratio {
+	return r.ratios(c, func(x *loadgen.Result) (float64, bool) { return x.Throughput, true }, higher)
+}
+
+// acquireOp is the operation the latency target is set on: taking a lock, without its release.
+const acquireOp = "acquire"
+
+// AcquireP99Ratios returns dlock's p99 acquire latency in case c over etcd's, ZooKeeper's and the
+// lower of the two in the same round: below 1, dlock's tail was shorter. Rounds are left out as
+// in Ratios.
+func (r *Report) AcquireP99Ratios(c Case) []Ratio {
+	return r.ratios(c, func(x *loadgen.Result) (float64, bool) {
+		st, ok := x.Op(acquireOp)
+		return float64(st.P99), ok
+	}, lower)
+}
+
+func higher(a, b float64) float64 { return max(a, b) }
+func lower(a, b float64) float64  { return min(a, b) }
+
+// ratios divides dlock's metric by each peer's within each round. The "faster peer" is whichever of
+// etcd and ZooKeeper best returns: max for throughput, min for latency.
+func (r *Report) ratios(c Case, metric func(*loadgen.Result) (float64, bool), best func(a, b float64) float64) []Ratio {
 	byRound := map[int]map[string]float64{}
 	var rounds []int
 	for _, run := range r.Runs {
 		if run.Case != c {
 			continue
 		}
+		v, ok := metric(run.Result)
+		if !ok {
+			continue
+		}
 		if byRound[run.Round] == nil {
 			byRound[run.Round] = map[string]float64{}
 			rounds = append(rounds, run.Round)
 		}
-		byRound[run.Round][run.Result.System] = run.Result.Throughput
+		byRound[run.Round][run.Result.System] = v
 	}
 	slices.Sort(rounds)
 	peers := []string{"etcd", "zookeeper", "faster peer"}
@@ -205,7 +231,7 @@ func (r *Report) Ratios(c Case) []Ratio {
 			if p == "faster peer" {
 				e, oke := m["etcd"]
 				z, okz := m["zookeeper"]
-				peer, okp = max(e, z), oke && okz
+				peer, okp = best(e, z), oke && okz
 			} else {
 				peer, okp = m[p]
 			}
@@ -271,8 +297,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	b.WriteString("## Throughput and latency\n\n")
 	fmt.Fprintf(&b, "Throughput is the median over %d round(s) (min–max in brackets when there are several); ", r.Rounds)
 	b.WriteString("latencies are the median over rounds of each run's percentile of a whole cycle (acquire plus ")
-	b.WriteString("release; in the contended case it includes the wait in the queue). A ratio above 1 means dlock ")
-	b.WriteString("did more in the same time; each is the median of the per-round ratios, which follow it. *Other load* is ")
+	b.WriteString("release; in the contended case it includes the wait in the queue), or of the acquire alone. A throughput ")
+	b.WriteString("ratio above 1 means dlock did more in the same time, an acquire p99 ratio below 1 that its tail was ")
+	b.WriteString("shorter; each is the median of the per-round ratios, which follow it. *Other load* is ")
 	b.WriteString("the share of one core that processes other than the benchmark's used during each round's run.\n\n")
 	if r.PNG != "" {
 		fmt.Fprintf(&b, "![throughput per workload and system](%s)\n\n", r.PNG)
@@ -322,21 +349,24 @@ func (r *Report) writeCase(b *strings.Builder, c Case) {
 		break
 	}
 	fmt.Fprintf(b, "### %s\n\n", c)
-	fmt.Fprintf(b, "| system | %s | cycle p50 | cycle p99 | errors | other load |\n|---|---:|---:|---:|---:|---:|\n", unit)
+	fmt.Fprintf(b, "| system | %s | cycle p50 | cycle p99 | acquire p99 | errors | other load |\n|---|---:|---:|---:|---:|---:|---:|\n", unit)
 	bg := r.background(c)
 	for _, sys := range Systems {
 		res := byS[sys]
 		if len(res) == 0 {
-			fmt.Fprintf(b, "| %s | not run | | | | |\n", sys)
+			fmt.Fprintf(b, "| %s | not run | | | | | |\n", sys)
 			continue
 		}
 		var tp []float64
-		var p50, p99 []time.Duration
+		var p50, p99, acqP99 []time.Duration
 		errs := 0
 		for _, x := range res {
 			tp = append(tp, x.Throughput)
 			if st, ok := x.Op(cycleOp); ok {
 				p50, p99 = append(p50, st.P50), append(p99, st.P99)
+			}
+			if st, ok := x.Op(acquireOp); ok {
+				acqP99 = append(acqP99, st.P99)
 			}
 			errs += x.Errors
 		}
@@ -344,26 +374,16 @@ func (r *Report) writeCase(b *strings.Builder, c Case) {
 		if len(tp) > 1 {
 			spread = fmt.Sprintf(" (%.0f–%.0f)", slices.Min(tp), slices.Max(tp))
 		}
-		fmt.Fprintf(b, "| %s | %.1f%s | %s | %s | %d | %s |\n", sys, median(tp), spread, Ms(median(p50)), Ms(median(p99)), errs, loads(bg[sys]))
+		fmt.Fprintf(b, "| %s | %.1f%s | %s | %s | %s | %d | %s |\n", sys, median(tp), spread, Ms(median(p50)), Ms(median(p99)),
+			Ms(median(acqP99)), errs, loads(bg[sys]))
 	}
 	b.WriteString("\n")
 	if n := r.noisy(c); n > 0 {
 		fmt.Fprintf(b, "**Disturbed:** in %d run(s) of this case other processes used more than %.0f%% of a core; treat its numbers with care.\n\n",
 			n, 100*r.NoisyAbove)
 	}
-	var parts []string
-	for _, rt := range r.Ratios(c) {
-		if len(rt.PerRound) == 0 {
-			parts = append(parts, fmt.Sprintf("dlock/%s: n/a", rt.Peer))
-			continue
-		}
-		var per []string
-		for _, v := range rt.PerRound {
-			per = append(per, fmt.Sprintf("%.2f", v))
-		}
-		parts = append(parts, fmt.Sprintf("dlock/%s **%.2f** (%s)", rt.Peer, rt.Median, strings.Join(per, ", ")))
-	}
-	fmt.Fprintf(b, "Throughput ratios: %s.\n\n", strings.Join(parts, "; "))
+	fmt.Fprintf(b, "Throughput ratios: %s.\n\n", ratioList(r.Ratios(c)))
+	fmt.Fprintf(b, "Acquire p99 ratios (below 1: dlock's tail is shorter): %s.\n\n", ratioList(r.AcquireP99Ratios(c)))
 	if c.Clients == 1 && r.Floor.Cycle() > 0 {
 		if res := byS["dlock"]; len(res) > 0 {
 			var p50 []time.Duration
@@ -376,6 +396,24 @@ func (r *Report) writeCase(b *strings.Builder, c Case) {
 				float64(median(p50))/float64(r.Floor.Cycle()), Ms(r.Floor.Cycle()))
 		}
 	}
+}
+
+// ratioList formats ratios as "dlock/etcd **2.00** (2.10, 1.90); ...", each median in bold with its
+// rounds after it.
+func ratioList(rs []Ratio) string {
+	var parts []string
+	for _, rt := range rs {
+		if len(rt.PerRound) == 0 {
+			parts = append(parts, fmt.Sprintf("dlock/%s: n/a", rt.Peer))
+			continue
+		}
+		var per []string
+		for _, v := range rt.PerRound {
+			per = append(per, fmt.Sprintf("%.2f", v))
+		}
+		parts = append(parts, fmt.Sprintf("dlock/%s **%.2f** (%s)", rt.Peer, rt.Median, strings.Join(per, ", ")))
+	}
+	return strings.Join(parts, "; ")
 }
 
 func (r *Report) writeFailover(b *strings.Builder) {

@@ -16,7 +16,8 @@ import (
 func result(sys string, c Case, tp float64, p50 time.Duration) *loadgen.Result {
 	return &loadgen.Result{System: sys, Workload: c.Workload, Clients: c.Clients, Elapsed: 10 * time.Second,
 		Throughput: tp, Unit: "cycles/s",
-		Ops: []loadgen.OpStats{{Op: "cycle", Count: int(tp * 10), P50: p50, P99: 2 * p50}}}
+		Ops: []loadgen.OpStats{{Op: "cycle", Count: int(tp * 10), P50: p50, P99: 2 * p50},
+			{Op: "acquire", Count: int(tp * 10), P50: p50 / 2, P99: p50}}}
 }
 
 // sample is two rounds of one case; in round 2 the machine was slower, for everyone alike.
@@ -29,12 +30,13 @@ func sample() *Report {
 		round int
 		sys   string
 		tp    float64
+		p50   time.Duration
 		bg    float64
 	}{
-		{1, "dlock", 200, 0.01}, {1, "etcd", 100, 0}, {1, "zookeeper", 400, 0},
-		{2, "dlock", 100, 0.5}, {2, "etcd", 50, 0}, {2, "zookeeper", 250, 0},
+		{1, "dlock", 200, 2 * time.Millisecond, 0.01}, {1, "etcd", 100, 4 * time.Millisecond, 0}, {1, "zookeeper", 400, 8 * time.Millisecond, 0},
+		{2, "dlock", 100, 3 * time.Millisecond, 0.5}, {2, "etcd", 50, 4 * time.Millisecond, 0}, {2, "zookeeper", 250, 2 * time.Millisecond, 0},
 	} {
-		r.Runs = append(r.Runs, Run{Round: x.round, Case: c, Result: result(x.sys, c, x.tp, 4*time.Millisecond), Background: x.bg})
+		r.Runs = append(r.Runs, Run{Round: x.round, Case: c, Result: result(x.sys, c, x.tp, x.p50), Background: x.bg})
 	}
 	r.Failover = []FailoverRun{{MachineLoad: 1.5, Result: &loadgen.Result{System: "dlock", Workload: loadgen.Uncontended, Clients: 16,
 		Elapsed: 15 * time.Second, Unit: "cycles/s", Throughput: 300, Errors: 3,
@@ -72,6 +74,19 @@ func TestRatiosPerRound(t *testing.T) {
 	}
 }
 
+// Latency ratios pick the lower of the peers' p99s as the faster peer, round by round.
+func TestAcquireP99RatiosPerRound(t *testing.T) {
+	r := sample()
+	got := r.AcquireP99Ratios(r.Cases[0])
+	want := map[string][]float64{"etcd": {0.5, 0.75}, "zookeeper": {0.25, 1.5}, "faster peer": {0.5, 1.5}}
+	for _, g := range got {
+		w := want[g.Peer]
+		if !slices.EqualFunc(g.PerRound, w, near) || !near(g.Median, (w[0]+w[1])/2) {
+			t.Errorf("dlock/%s: got %v (median %v), want %v", g.Peer, g.PerRound, g.Median, w)
+		}
+	}
+}
+
 func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
 
 // A round where a system did not run gives no ratio rather than a division by zero.
@@ -94,11 +109,12 @@ func TestMarkdown(t *testing.T) {
 	for _, want := range []string{
 		"bench/run.sh -quick",
 		"floor = 2 × (fsync + RTT) = 2 × (1.00 ms + 0.050 ms) = 2.10 ms",
-		"| dlock | 150.0 (100–200) | 4.00 ms | 8.00 ms | 0 | 1%, 50% |",
+		"| dlock | 150.0 (100–200) | 2.50 ms | 5.00 ms | 2.50 ms | 0 | 1%, 50% |",
+		"Acquire p99 ratios (below 1: dlock's tail is shorter): dlock/etcd **0.62** (0.50, 0.75); dlock/zookeeper **0.88** (0.25, 1.50); dlock/faster peer **1.00** (0.50, 1.50).",
 		"**Disturbed:** in 1 run(s) of this case other processes used more than 15% of a core",
 		"dlock/etcd **2.00** (2.00, 2.00)",
 		"dlock/faster peer **0.45** (0.50, 0.40)",
-		"1.9 × the floor",
+		"1.2 × the floor",
 		"![throughput per workload and system](benchmarks.png)",
 		"| dlock | 300.0 | 3 | 1200.00 ms | 2000.00 ms | 1.50 |",
 		"- dlock error: `acquire: 'unavailable'`",
