@@ -1,6 +1,11 @@
 package cluster
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -86,5 +91,49 @@ func TestFreePorts(t *testing.T) {
 			t.Fatalf("ports %v: want 9 distinct ports", ports)
 		}
 		seen[p] = true
+	}
+}
+
+// A data directory whose benchmark died without its Stop is removed by the next start; one whose
+// owner lives, or that names no owner, is kept.
+func TestNewDataDirRemovesOrphans(t *testing.T) {
+	parent := t.TempDir()
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(name string, owner int) string {
+		dir := filepath.Join(parent, name)
+		if err := os.MkdirAll(filepath.Join(dir, "m1", "data"), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if owner != 0 {
+			if err := os.WriteFile(filepath.Join(dir, ownerFile), fmt.Appendf(nil, "%d\n", owner), 0o640); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	orphan := mk("dlock-bench-etcd-1", gone.Process.Pid)
+	kept := []string{
+		mk("dlock-bench-zookeeper-2", os.Getpid()),
+		mk("dlock-bench-dlock-3", 0),
+		mk("unrelated", gone.Process.Pid),
+	}
+	dir, err := newDataDir(parent, "dlock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
+		t.Errorf("%s, owned by exited pid %d: stat error %v, want it removed", orphan, gone.Process.Pid, err)
+	}
+	for _, d := range kept {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("%s: %v, want it kept", d, err)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+	if err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(os.Getpid()) {
+		t.Errorf("new dir's owner: %q, %v; want this process, %d", b, err, os.Getpid())
 	}
 }

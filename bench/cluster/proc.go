@@ -9,7 +9,9 @@
 //     returns the error.
 //  2. Endpoints gives the client addresses; LeaderPID finds the leader's process, for a failover.
 //  3. Kill SIGKILLs one member and waits for it to die; Stop kills every member, waits for each, and
-//     removes the data directory. Call Stop on every path, failure included (defer it).
+//     removes the data directory. Call Stop on every path, failure included (defer it). A benchmark
+//     killed before its Stop leaves its data directory; the next start under the same parent removes
+//     it, once the process that made it is gone.
 //
 // Each member runs in its own process group, which Kill and Stop kill whole (a JVM or a shell wrapper
 // leaves no child behind), and with Pdeathsig set, so a benchmark that dies leaves no server running.
@@ -23,6 +25,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -200,13 +204,53 @@ func FreePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// newDataDir makes the cluster's data directory under parent ("" is the system's temp dir).
+// dataDirPrefix begins the name of every cluster's data directory; ownerFile, inside one, holds the
+// process id of the benchmark that made it.
+const (
+	dataDirPrefix = "dlock-bench-"
+	ownerFile     = "owner.pid"
+)
+
+// newDataDir makes the cluster's data directory under parent ("" is the system's temp dir), after
+// removing those a benchmark killed before its Stop left there.
 func newDataDir(parent, name string) (string, error) {
-	dir, err := os.MkdirTemp(parent, "dlock-bench-"+name+"-")
+	if parent == "" {
+		parent = os.TempDir()
+	}
+	removeOrphanDataDirs(parent)
+	dir, err := os.MkdirTemp(parent, dataDirPrefix+name+"-")
 	if err != nil {
 		return "", fmt.Errorf("make data dir: %w", err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), fmt.Appendf(nil, "%d\n", os.Getpid()), 0o640); err != nil {
+		return "", errors.Join(fmt.Errorf("make data dir: %w", err), os.RemoveAll(dir))
+	}
 	return dir, nil
+}
+
+// removeOrphanDataDirs removes the data directories under parent whose owner process no longer
+// exists: a benchmark SIGKILLed before its Stop, whose servers Pdeathsig killed with it. A directory
+// without a readable owner, or whose owner's id a live process now has, is kept: removing a
+// directory another benchmark is using would be worse than leaving one behind. Failures are ignored
+// for the same reason.
+func removeOrphanDataDirs(parent string) {
+	dirs, err := filepath.Glob(filepath.Join(parent, dataDirPrefix+"*"))
+	if err != nil {
+		return
+	}
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			_ = os.RemoveAll(dir)
+		}
+	}
 }
 
 // waitUntil calls check every interval until it returns nil or ctx ends; then it returns check's last
