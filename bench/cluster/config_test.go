@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dlock-raft/dlock/internal/config"
 )
@@ -135,5 +137,28 @@ func TestNewDataDirRemovesOrphans(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(dir, ownerFile))
 	if err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(os.Getpid()) {
 		t.Errorf("new dir's owner: %q, %v; want this process, %d", b, err, os.Getpid())
+	}
+}
+
+// A cluster whose members never serve fails within ctx, naming the system, and leaves no data
+// directory behind.
+func TestStartThatNeverServesRemovesItsData(t *testing.T) {
+	bin, err := exec.LookPath("false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err = StartDlock(ctx, DlockConfig{Binary: bin, DataParent: parent})
+	if err == nil || !strings.Contains(err.Error(), "dlock cluster did not come up") {
+		t.Fatalf("StartDlock with members that exit at once: %v, want an error saying the cluster did not come up", err)
+	}
+	left, err := os.ReadDir(parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Errorf("%s holds %d entries after the failed start, want none", parent, len(left))
 	}
 }

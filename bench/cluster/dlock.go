@@ -54,52 +54,37 @@ func DlockConfigs(dataDirs []string, peerPorts, clientPorts []int) ([][]byte, er
 
 // StartDlock starts three `dlock serve` processes and waits, within ctx, until every member is ready
 // and agrees on the leader.
-func StartDlock(ctx context.Context, cfg DlockConfig) (_ *Dlock, err error) {
+func StartDlock(ctx context.Context, cfg DlockConfig) (*Dlock, error) {
 	if _, err := os.Stat(cfg.Binary); err != nil {
 		return nil, fmt.Errorf("dlock binary: %w (go build -o X ./cmd/dlock)", err)
 	}
-	dir, err := newDataDir(cfg.DataParent, "dlock")
-	if err != nil {
-		return nil, err
-	}
-	d := &Dlock{members: members{dir: dir}}
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, d.Stop())
-		}
-	}()
 	ports, err := FreePorts(6)
 	if err != nil {
 		return nil, err
 	}
 	peerPorts, clientPorts := ports[:3], ports[3:]
-	var dataDirs []string
+	d := &Dlock{}
 	for i := range 3 {
-		dataDirs = append(dataDirs, filepath.Join(memberDir(dir, i), "data"))
+		d.clientAddrs = append(d.clientAddrs, fmt.Sprintf("127.0.0.1:%d", clientPorts[i]))
+		d.ids = append(d.ids, uint32(i+1))
 	}
-	cfgs, err := DlockConfigs(dataDirs, peerPorts, clientPorts)
-	if err != nil {
-		return nil, err
-	}
-	for i := range 3 {
-		md := memberDir(dir, i)
-		if err := os.MkdirAll(md, 0o750); err != nil {
-			return nil, fmt.Errorf("make member dir: %w", err)
+	err = d.start(ctx, cfg.DataParent, "dlock", 100*time.Millisecond, func(i int, dir, md string) ([]string, error) {
+		var dataDirs []string
+		for j := range 3 {
+			dataDirs = append(dataDirs, filepath.Join(memberDir(dir, j), "data"))
+		}
+		cfgs, err := DlockConfigs(dataDirs, peerPorts, clientPorts)
+		if err != nil {
+			return nil, err
 		}
 		cfgPath := filepath.Join(md, "config.yaml")
 		if err := os.WriteFile(cfgPath, cfgs[i], 0o640); err != nil {
 			return nil, fmt.Errorf("write %s: %w", cfgPath, err)
 		}
-		p, err := startProc(md, filepath.Join(md, "dlock.log"), cfg.Binary, "serve", "--config", cfgPath)
-		if err != nil {
-			return nil, err
-		}
-		d.procs = append(d.procs, p)
-		d.clientAddrs = append(d.clientAddrs, fmt.Sprintf("127.0.0.1:%d", clientPorts[i]))
-		d.ids = append(d.ids, uint32(i+1))
-	}
-	if err := waitUntil(ctx, 100*time.Millisecond, d.ready); err != nil {
-		return nil, fmt.Errorf("dlock cluster did not elect a leader: %w\nmember 1 log:\n%s", err, logTail(filepath.Join(memberDir(dir, 0), "dlock.log")))
+		return []string{cfg.Binary, "serve", "--config", cfgPath}, nil
+	}, d.ready)
+	if err != nil {
+		return nil, err
 	}
 	return d, nil
 }

@@ -53,7 +53,7 @@ func EtcdArgs(i int, dataDir string, clientPorts, peerPorts []int) []string {
 }
 
 // StartEtcd starts three etcd members and waits, within ctx, until the cluster has a leader.
-func StartEtcd(ctx context.Context, cfg EtcdConfig) (_ *Etcd, err error) {
+func StartEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	bin := cfg.Binary
 	if bin == "" {
 		bin = EtcdBinary
@@ -61,38 +61,23 @@ func StartEtcd(ctx context.Context, cfg EtcdConfig) (_ *Etcd, err error) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("etcd server: %w (install Debian's etcd-server package)", err)
 	}
-	dir, err := newDataDir(cfg.DataParent, "etcd")
-	if err != nil {
-		return nil, err
-	}
-	e := &Etcd{members: members{dir: dir}}
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, e.Stop())
-		}
-	}()
 	ports, err := FreePorts(6)
 	if err != nil {
 		return nil, err
 	}
 	clientPorts, peerPorts := ports[:3], ports[3:]
+	e := &Etcd{}
 	for i := range 3 {
-		md := memberDir(dir, i)
-		if err := os.MkdirAll(md, 0o750); err != nil {
-			return nil, fmt.Errorf("make member dir: %w", err)
-		}
-		p, err := startProc(md, filepath.Join(md, "etcd.log"), bin, EtcdArgs(i, filepath.Join(md, "data"), clientPorts, peerPorts)...)
-		if err != nil {
-			return nil, err
-		}
-		e.procs = append(e.procs, p)
 		e.clientURLs = append(e.clientURLs, fmt.Sprintf("127.0.0.1:%d", clientPorts[i]))
 	}
-	if err := waitUntil(ctx, 100*time.Millisecond, func(ctx context.Context) error {
+	err = e.start(ctx, cfg.DataParent, "etcd", 100*time.Millisecond, func(i int, _, md string) ([]string, error) {
+		return append([]string{bin}, EtcdArgs(i, filepath.Join(md, "data"), clientPorts, peerPorts)...), nil
+	}, func(ctx context.Context) error {
 		_, err := e.LeaderPID(ctx)
 		return err
-	}); err != nil {
-		return nil, fmt.Errorf("etcd cluster did not elect a leader: %w\nmember 1 log:\n%s", err, logTail(filepath.Join(memberDir(dir, 0), "etcd.log")))
+	})
+	if err != nil {
+		return nil, err
 	}
 	return e, nil
 }

@@ -158,6 +158,41 @@ func (m *members) Stop() error {
 	return errors.Join(errs...)
 }
 
+// start makes the cluster's data directory under parent and starts its three members, each in its own
+// directory md under it, as the command that argv returns (after writing there whatever the member
+// needs), with its output in md/<name>.log. Then it calls ready every poll until it succeeds or ctx
+// ends. On failure it stops whatever it started.
+func (m *members) start(ctx context.Context, parent, name string, poll time.Duration,
+	argv func(i int, dir, md string) ([]string, error), ready func(context.Context) error) (err error) {
+	if m.dir, err = newDataDir(parent, name); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, m.Stop())
+		}
+	}()
+	for i := range 3 {
+		md := memberDir(m.dir, i)
+		if err := os.MkdirAll(md, 0o750); err != nil {
+			return fmt.Errorf("make member dir: %w", err)
+		}
+		args, err := argv(i, m.dir, md)
+		if err != nil {
+			return err
+		}
+		p, err := startProc(md, filepath.Join(md, name+".log"), args[0], args[1:]...)
+		if err != nil {
+			return err
+		}
+		m.procs = append(m.procs, p)
+	}
+	if err := waitUntil(ctx, poll, ready); err != nil {
+		return fmt.Errorf("%s cluster did not come up: %w\nmember 1 log:\n%s", name, err, logTail(filepath.Join(memberDir(m.dir, 0), name+".log")))
+	}
+	return nil
+}
+
 // running lists the indexes of members still running.
 func (m *members) running() []int {
 	var idx []int

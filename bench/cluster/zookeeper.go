@@ -62,7 +62,7 @@ func ZooCfg(dataDir string, clientPort int, quorumPorts, electionPorts []int) st
 
 // StartZookeeper starts three ZooKeeper servers and waits, within ctx, until one leads and the others
 // follow.
-func StartZookeeper(ctx context.Context, cfg ZookeeperConfig) (_ *Zookeeper, err error) {
+func StartZookeeper(ctx context.Context, cfg ZookeeperConfig) (*Zookeeper, error) {
 	java, cp := cfg.Java, cfg.ClassPath
 	if java == "" {
 		java = "java"
@@ -73,23 +73,16 @@ func StartZookeeper(ctx context.Context, cfg ZookeeperConfig) (_ *Zookeeper, err
 	if _, err := os.Stat(strings.Split(cp, ":")[0]); err != nil {
 		return nil, fmt.Errorf("zookeeper jar: %w (install Debian's zookeeper package)", err)
 	}
-	dir, err := newDataDir(cfg.DataParent, "zookeeper")
-	if err != nil {
-		return nil, err
-	}
-	z := &Zookeeper{members: members{dir: dir}}
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, z.Stop())
-		}
-	}()
 	ports, err := FreePorts(9)
 	if err != nil {
 		return nil, err
 	}
 	clientPorts, quorumPorts, electionPorts := ports[:3], ports[3:6], ports[6:]
+	z := &Zookeeper{}
 	for i := range 3 {
-		md := memberDir(dir, i)
+		z.clientAddrs = append(z.clientAddrs, fmt.Sprintf("127.0.0.1:%d", clientPorts[i]))
+	}
+	err = z.start(ctx, cfg.DataParent, "zookeeper", 200*time.Millisecond, func(i int, _, md string) ([]string, error) {
 		data := filepath.Join(md, "data")
 		if err := os.MkdirAll(data, 0o750); err != nil {
 			return nil, fmt.Errorf("make member dir: %w", err)
@@ -101,16 +94,10 @@ func StartZookeeper(ctx context.Context, cfg ZookeeperConfig) (_ *Zookeeper, err
 		if err := os.WriteFile(cfgPath, []byte(ZooCfg(data, clientPorts[i], quorumPorts, electionPorts)), 0o640); err != nil {
 			return nil, fmt.Errorf("write zoo.cfg: %w", err)
 		}
-		p, err := startProc(md, filepath.Join(md, "zookeeper.log"), java,
-			"-cp", cp, "-Dzookeeper.log.dir="+md, "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfgPath)
-		if err != nil {
-			return nil, err
-		}
-		z.procs = append(z.procs, p)
-		z.clientAddrs = append(z.clientAddrs, fmt.Sprintf("127.0.0.1:%d", clientPorts[i]))
-	}
-	if err := waitUntil(ctx, 200*time.Millisecond, z.ready); err != nil {
-		return nil, fmt.Errorf("zookeeper ensemble did not form: %w\nmember 1 log:\n%s", err, logTail(filepath.Join(memberDir(dir, 0), "zookeeper.log")))
+		return []string{java, "-cp", cp, "-Dzookeeper.log.dir=" + md, "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfgPath}, nil
+	}, z.ready)
+	if err != nil {
+		return nil, err
 	}
 	return z, nil
 }
