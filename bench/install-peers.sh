@@ -10,8 +10,9 @@ need=()
 command -v java >/dev/null || need+=(default-jre-headless)
 if ((${#need[@]})); then
 	echo "installing ${need[*]} from Debian's packages" >&2
-	apt-get update
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}"
+	# Retries ride out a mirror's passing failure, which would otherwise fail a CI run.
+	apt-get -o Acquire::Retries=3 update
+	DEBIAN_FRONTEND=noninteractive apt-get -o Acquire::Retries=3 install -y --no-install-recommends "${need[@]}"
 fi
 # The packages' own services would hold the default ports and a second copy of the data; the
 # benchmark starts its own clusters on free ports, so stop any the packages started.
