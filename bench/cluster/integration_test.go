@@ -2,7 +2,6 @@ package cluster_test
 
 import (
 	"context"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,14 +15,16 @@ import (
 	"github.com/dlock-raft/dlock/internal/loadgen"
 )
 
-// The tests below start real servers, so they run only with -integration: on a machine without
-// Debian's etcd-server and zookeeper packages they fail, naming the missing package, rather than skip.
-var integration = flag.Bool("integration", false, "start real dlock, etcd and ZooKeeper clusters (needs Debian's etcd-server and zookeeper, and java)")
+// integrationEnv, set to 1, runs the tests below, which start real dlock, etcd and ZooKeeper clusters
+// (bench/install-peers.sh installs the servers). On a machine without Debian's etcd-server and
+// zookeeper packages they then fail, naming the missing package, rather than skip. An environment
+// variable rather than a flag, so that CI runs the whole module in one `go test ./...`.
+const integrationEnv = "DLOCK_BENCH_INTEGRATION"
 
 func needIntegration(t *testing.T) {
 	t.Helper()
-	if !*integration {
-		t.Skip("starts real clusters: run with -integration")
+	if os.Getenv(integrationEnv) != "1" {
+		t.Skip("starts real clusters: run with " + integrationEnv + "=1")
 	}
 }
 

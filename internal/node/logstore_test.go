@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -132,7 +131,7 @@ func TestLogBehindTheSnapshotIsDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Close()
-	if _, err := os.Stat(filepath.Join(c.cfgs[0].DataDir(), "snapshots")); err != nil {
+	if _, err := os.Stat(snapshotDir(c.cfgs[0])); err != nil {
 		t.Fatal(err)
 	}
 

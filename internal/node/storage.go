@@ -372,7 +372,7 @@ func checkLogStore(path string, snapIndex uint64, corrupt func(what, path string
 	case errors.Is(err, syscall.ENOSPC):
 		return fmt.Errorf("dlock: open raft log %q: the disk is full: free space on its file system and start the node again: %w", path, err)
 	case errors.Is(err, os.ErrPermission):
-		return fmt.Errorf("dlock: open raft log %q: %w", path, err)
+		return fmt.Errorf("dlock: open raft stable store %q: %w", path, err)
 	}
 	return corrupt("raft stable store", path, err)
 }

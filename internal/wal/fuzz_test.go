@@ -33,15 +33,13 @@ func FuzzScan(f *testing.F) {
 		if len(sc.offs) == 0 {
 			return
 		}
+		seg := &segment{first: 7, offs: sc.offs, size: sc.end}
 		again := append([]byte(nil), data[:headerLen]...)
-		for i, off := range sc.offs {
-			end := sc.end
-			if i+1 < len(sc.offs) {
-				end = sc.offs[i+1]
-			}
+		for idx := seg.first; idx <= seg.last(); idx++ {
+			off, end := seg.recordAt(idx)
 			var l raft.Log
-			if err := decodePayload(data[off+recordHeaderLen:end], &l); err != nil || l.Index != 7+uint64(i) {
-				t.Fatalf("record %d at %d: index %d, %v", i, off, l.Index, err)
+			if reason := decodeEntry(data[off:end], idx, &l); reason != "" {
+				t.Fatalf("record of entry %d at %d: %s", idx, off, reason)
 			}
 			again = appendRecord(again, &l)
 		}

@@ -17,9 +17,10 @@
 // very end of the log, or a bad record there with a sector of it never
 // written (zeros), is a write a crash tore before it was synced, so before
 // it was acknowledged: Open drops it and what follows, and says so in
-// Recovered, unless that would cut the log behind its checkpoint. Anything else that fails a check (a checksum, a
-// header, the order of the entries) is ErrCorrupt, naming the file and the
-// offset, and nothing is changed. See docs/adr/0010.
+// Recovered, unless that would cut the log behind its checkpoint. Anything
+// else that fails a check (a checksum, a header, the order of the entries)
+// is ErrCorrupt, naming the file and the offset, and nothing is changed.
+// See docs/adr/0010.
 package wal
 
 import (
